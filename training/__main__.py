@@ -1,0 +1,3 @@
+from training.cli import train_main
+
+train_main()

@@ -1,0 +1,142 @@
+"""Command lines: `cifar-train` (train, evaluate, save a Hub-layout folder) and `cifar-evaluate`.
+
+    cifar-train --model resnet_fast --output models/resnet_fast
+    cifar-train --model seed_cnn --data data/cifar10_slice.npz --epochs 1 --output /tmp/seed
+    cifar-train --model seed_cnn --folds 5 --epochs 10
+    cifar-evaluate models/resnet_fast
+
+Every recipe field (see training/recipes.py) is a flag: `--epochs`, `--batch-size`, ...
+Rerunning an interrupted `cifar-train` with the same `--run-dir` resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import cifar_cnn  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+from cifar_cnn.data import DataError, load_cifar10
+from training.recipes import RECIPES, Recipe, get_recipe
+
+_RECIPE_FLAGS = [f for f in dataclasses.fields(Recipe) if f.name not in ("model", "model_options")]
+
+
+def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("recipe overrides (defaults: the model's recipe)")
+    for f in _RECIPE_FLAGS:
+        kind = {"int": int, "float": float, "str": str, "bool": _parse_bool}[f.type]
+        group.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar-train",
+        description="Train a CIFAR-10 model, evaluate it and save it as a Hub-layout folder.",
+    )
+    parser.add_argument("--model", required=True, choices=sorted(RECIPES))
+    parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
+    parser.add_argument("--output", type=Path, help="model folder to write (default: models/MODEL)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoints and state (default: runs/MODEL)")
+    parser.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation")
+    parser.add_argument("--backbone", choices=["mobilenet", "resnet50"], help="transfer backbone")
+    parser.add_argument("--backbone-weights", help="'imagenet', a .h5 file, or 'none'")
+    parser.add_argument("--input-size", type=int, help="transfer model's internal input size")
+    _add_recipe_flags(parser)
+    return parser
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    overrides = {
+        f.name: getattr(args, f.name) for f in _RECIPE_FLAGS if getattr(args, f.name) is not None
+    }
+    recipe = get_recipe(args.model, **overrides)
+    options = dict(recipe.model_options)
+    if args.backbone:
+        options["backbone"] = args.backbone
+    if args.backbone_weights:
+        none = args.backbone_weights.lower() == "none"
+        options["backbone_weights"] = None if none else args.backbone_weights
+    if args.input_size:
+        options["input_size"] = args.input_size
+    return dataclasses.replace(recipe, model_options=options)
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    args = build_train_parser().parse_args(argv)
+    try:
+        recipe = recipe_from_args(args)
+        data = load_cifar10(args.data)
+    except (DataError, ValueError) as error:
+        sys.exit(f"cifar-train: error: {error}")
+    print(f"Data: {data!r}")
+    print(f"Recipe: {json.dumps(recipe.to_dict())}")
+
+    from training.train import cross_validate, train
+
+    run_dir = args.run_dir or Path("runs") / recipe.model
+    if args.folds:
+        report = cross_validate(recipe, data, run_dir, args.folds)
+        (run_dir / "folds.json").write_text(json.dumps(report, indent=2))
+        print(f"{args.folds}-fold val_accuracy: {report['mean']:.4f} +/- {report['std']:.4f}")
+        return
+
+    started = time.time()
+    result = train(recipe, data, run_dir)
+    minutes = (time.time() - started) / 60
+    print(
+        f"Trained {recipe.model}: best val_accuracy {result.val_accuracy:.4f} "
+        f"(epoch {result.state.best_epoch}), {result.images_per_second:.0f} images/s, "
+        f"{result.train_seconds / 60:.1f} min of epochs in all, {minutes:.1f} min in this run"
+    )
+
+    from training.publish import save_trained_model
+
+    output = args.output or Path("models") / recipe.model
+    command = " ".join(["cifar-train", *(argv if argv is not None else sys.argv[1:])])
+    save_trained_model(result, recipe, data, output, command=command, evaluate=not args.no_evaluate)
+    print(f"Saved {output}")
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar-evaluate",
+        description="Evaluate a saved model on the CIFAR-10 test set; write metrics and plots.",
+    )
+    parser.add_argument("model", help="model folder or Hub repo id (owner/name[@revision])")
+    parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
+    parser.add_argument("--output", type=Path, help="where to write (default: the model folder)")
+    parser.add_argument("--batch-size", type=int, default=500)
+    return parser
+
+
+def evaluate_main(argv: list[str] | None = None) -> None:
+    args = build_evaluate_parser().parse_args(argv)
+    from cifar_cnn.classifier import CifarClassifier
+    from training.publish import evaluate_and_report
+
+    try:
+        data = load_cifar10(args.data)
+        classifier = CifarClassifier.from_pretrained(args.model)
+    except (DataError, ValueError, OSError) as error:
+        sys.exit(f"cifar-evaluate: error: {error}")
+    output = args.output or (Path(args.model) if Path(args.model).is_dir() else None)
+    if output is None:
+        sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
+    evaluate_and_report(classifier, data, output, batch_size=args.batch_size)
+
+
+if __name__ == "__main__":
+    train_main()

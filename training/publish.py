@@ -1,0 +1,119 @@
+"""From a finished training run to a Hub-layout model folder: metrics, plots, model card."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
+from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.evaluation import evaluate_classifier, per_class_table
+from cifar_cnn.files import atomic_write_text
+from cifar_cnn.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
+from training.recipes import Recipe
+from training.train import TrainResult
+
+
+def hardware_description() -> str:
+    """CPU model and core count (and GPUs, if TensorFlow sees any)."""
+    import tensorflow as tf
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    text = f"{cpu}, {os.cpu_count()} cores"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    text += f", TF_ENABLE_ONEDNN_OPTS={onednn}"
+    return text + (f", {len(gpus)} GPU(s)" if gpus else ", no GPU")
+
+
+def save_trained_model(
+    result: TrainResult,
+    recipe: Recipe,
+    data: Cifar10,
+    output: str | os.PathLike,
+    *,
+    command: str,
+    evaluate: bool = True,
+) -> CifarClassifier:
+    """Save the trained model as a Hub-layout folder; evaluate it on the test set if asked."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    _, _, x_val, _ = split_validation(
+        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+    )
+    recipe_dict = recipe.to_dict()
+    recipe_dict["model_options"] = {
+        k: v for k, v in recipe_dict["model_options"].items() if k != "whitening_images"
+    }
+    classifier = CifarClassifier(
+        result.model,
+        config={
+            "architecture": recipe.model,
+            "parameters": int(result.model.count_params()),
+            "has_history": True,
+            "training": {
+                "recipe": recipe_dict,
+                "command": command,
+                "data_source": data.source,
+                "train_n": len(data.x_train) - len(x_val),
+                "val_n": len(x_val),
+                "epochs_run": result.state.epoch,
+                "best_epoch": result.state.best_epoch,
+                "best_val_accuracy": result.val_accuracy,
+                "train_seconds": round(result.train_seconds, 1),
+                "images_per_second": result.images_per_second,
+                "hardware": hardware_description(),
+            },
+        },
+    )
+    classifier.history = result.state.history
+    classifier.save_pretrained(output)
+    plot_learning_curves(
+        result.state.history,
+        output / "learning_curves.png",
+        title=f"{recipe.model}: learning curves",
+    )
+    if evaluate:
+        evaluate_and_report(classifier, data, output)
+    return classifier
+
+
+def evaluate_and_report(
+    classifier: CifarClassifier, data: Cifar10, output: str | os.PathLike, batch_size: int = 500
+) -> dict:
+    """Test-set metrics (plain and flip TTA): print the per-class table, write metrics.json, the
+    plots and a refreshed model card into `output`."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    report = evaluate_classifier(classifier, data.x_test, data.y_test, batch_size=batch_size)
+    report["data_source"] = data.source
+    plain, tta = report["plain"], report["flip_tta"]
+    name = classifier.config["architecture"]
+    print(f"{name} on {plain['n']} test images ({data.source})")
+    print(
+        f"accuracy {plain['accuracy']:.4f}, with flip TTA {tta['accuracy']:.4f}, "
+        f"top-3 {plain['top_k_accuracy']['3']:.4f}, macro F1 {plain['macro_f1']:.4f}"
+    )
+    print(per_class_table(plain))
+    classifier.metrics = report
+    atomic_write_text(output / METRICS_FILE, json.dumps(report, indent=2))
+    plot_confusion_matrix(
+        plain["confusion_matrix"],
+        classifier.class_names,
+        output / "confusion_matrix.png",
+        title=f"{name}: confusion matrix (test)",
+    )
+    plot_per_class(plain, output / "per_class.png", title=f"{name}: per-class metrics (test)")
+    if classifier.history and not (output / "learning_curves.png").exists():
+        plot_learning_curves(classifier.history, output / "learning_curves.png")
+    classifier.write_model_card(output)
+    print(f"Wrote {output / METRICS_FILE}, plots and README.md")
+    return report

@@ -1,0 +1,273 @@
+"""Train a model from a recipe, resumably: `train(recipe, data, run_dir)`.
+
+Rerunning the same command after an interruption (even `kill -9` mid-epoch) continues from the last
+finished epoch: same weights, same optimizer state and step counter, same history.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cifar_cnn.architectures import SHARED_MOBILENET_WEIGHTS, build_model
+from cifar_cnn.augmentation import build_augmentation
+from cifar_cnn.data import NUM_CLASSES, Cifar10, kfold_indices, split_validation
+from cifar_cnn.schedules import build_schedule
+from training.checkpoint import (
+    BEST_WEIGHTS,
+    TrainingState,
+    atomic_save_weights,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from training.recipes import Recipe
+
+WHITENING_SAMPLE = 5000
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    state: TrainingState
+    val_accuracy: float  # of the weights returned (the best epoch)
+    images_per_second: float  # median over epochs
+    train_seconds: float
+
+
+def set_mixed_precision(mode: str) -> str:
+    """Apply a mixed-precision policy; "auto" picks float16 on a GPU and float32 on a CPU."""
+    if mode == "auto":
+        mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
+    policy = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}[mode]
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    augmentation: str = "none",
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """uint8 images and integer labels to batches of (uint8 images, one-hot labels)."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    augment = build_augmentation(augmentation, seed=seed)
+
+    def prepare(images, labels):
+        if augment is not None:
+            images = augment(tf.cast(images, "float32"), training=True)
+            images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
+        return images, tf.one_hot(labels, NUM_CLASSES)
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
+    options = dict(recipe.model_options)
+    if recipe.model == "resnet_fast":
+        options.setdefault("whitening_images", x_train[:WHITENING_SAMPLE])
+    if recipe.model == "mobilenet_transfer":
+        options.setdefault("backbone_weights", default_backbone_weights())
+    return build_model(recipe.model, **options)
+
+
+def default_backbone_weights() -> str:
+    """The shared ImageNet weights file where present, else Keras's own download."""
+    return str(SHARED_MOBILENET_WEIGHTS) if SHARED_MOBILENET_WEIGHTS.is_file() else "imagenet"
+
+
+def _backbone(model: keras.Model) -> keras.Model | None:
+    try:
+        return model.get_layer("backbone")
+    except ValueError:
+        return None
+
+
+def compile_for_phase(model: keras.Model, recipe: Recipe, steps_per_epoch: int, phase: str) -> None:
+    """Compile for the "head" phase (backbone frozen) or the "main" phase (everything trains)."""
+    backbone = _backbone(model)
+    if backbone is not None:
+        backbone.trainable = phase != "head"
+    if phase == "head":
+        lr, epochs = recipe.learning_rate, recipe.head_epochs
+    elif recipe.head_epochs > 0:
+        lr, epochs = recipe.fine_tune_learning_rate, recipe.epochs - recipe.head_epochs
+    else:
+        lr, epochs = recipe.learning_rate, recipe.epochs
+    schedule = build_schedule(recipe.schedule, lr, steps_per_epoch, epochs, recipe.restart_epochs)
+    if recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(
+            schedule,
+            momentum=recipe.momentum,
+            nesterov=True,
+            weight_decay=recipe.weight_decay or None,
+        )
+    elif recipe.optimizer in ("adam", "adamw"):
+        cls = keras.optimizers.AdamW if recipe.optimizer == "adamw" else keras.optimizers.Adam
+        kwargs = {"weight_decay": recipe.weight_decay} if recipe.weight_decay else {}
+        optimizer = cls(schedule, **kwargs)
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose sgd, adam or adamw")
+    if recipe.weight_decay:
+        # Decay conv/dense kernels only, as is usual: not biases or BatchNorm parameters.
+        optimizer.exclude_from_weight_decay(
+            var_names=["bias", "beta", "gamma", "moving_mean", "moving_variance"]
+        )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    # Build the optimizer now so a checkpoint's variables can be restored before the first step.
+    optimizer.build(model.trainable_variables)
+
+
+def phase_of(recipe: Recipe, epoch: int) -> str:
+    return "head" if epoch < recipe.head_epochs else "main"
+
+
+class _EpochBookkeeper(keras.callbacks.Callback):
+    """Per epoch: timing, history, best weights, early stopping and a crash-safe checkpoint."""
+
+    def __init__(self, run_dir: Path, state: TrainingState, recipe: Recipe, n_train: int):
+        super().__init__()
+        self.run_dir, self.state, self.recipe, self.n_train = run_dir, state, recipe, n_train
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        optimizer = self.model.optimizer
+        record = {k: float(v) for k, v in (logs or {}).items()}
+        record.update(
+            epoch=epoch + 1,
+            learning_rate=float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+            seconds=round(seconds, 2),
+            images_per_second=round(self.n_train / seconds, 1),
+            pid=os.getpid(),
+        )
+        state = self.state
+        state.history.append(record)
+        state.epoch = epoch + 1
+        val_accuracy = record.get("val_accuracy", -1.0)
+        if val_accuracy > state.best_val_accuracy:
+            state.best_val_accuracy, state.best_epoch = val_accuracy, epoch + 1
+            atomic_save_weights(self.model, self.run_dir / BEST_WEIGHTS)
+        patience = self.recipe.patience
+        if patience and state.epoch - state.best_epoch >= patience:
+            print(f"Early stopping: no val_accuracy gain for {patience} epochs")
+            state.finished = True
+            self.model.stop_training = True
+        save_checkpoint(self.run_dir, self.model, state)
+
+
+def train(
+    recipe: Recipe,
+    data: Cifar10,
+    run_dir: str | os.PathLike,
+    *,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Train `recipe` on `data.x_train` (minus a validation split), resuming from `run_dir` if it
+    holds an unfinished run of the same recipe. Returns the best-validation-accuracy weights."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(recipe.seed)
+    set_mixed_precision(recipe.mixed_precision)
+    if validation is None:
+        x_train, y_train, x_val, y_val = split_validation(
+            data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+        )
+    else:
+        (x_train, y_train), (x_val, y_val) = (data.x_train, data.y_train), validation
+    train_ds = make_dataset(
+        x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed
+    )
+    val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
+    steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
+
+    model = build_for_recipe(recipe, x_train)
+    state = TrainingState.load(run_dir) or TrainingState()
+    # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
+    # state fits; the loop below recompiles when the next phase begins.
+    compiled_phase = phase_of(recipe, max(0, state.epoch - 1))
+    compile_for_phase(model, recipe, steps_per_epoch, compiled_phase)
+    if state.checkpoint:
+        restore_checkpoint(run_dir, model, state)
+        print(f"Resuming {run_dir} from epoch {state.epoch} (checkpoint {state.checkpoint})")
+    if verbose == "auto":
+        verbose = 1 if os.isatty(1) else 2
+    bookkeeper = _EpochBookkeeper(run_dir, state, recipe, len(x_train))
+
+    for end, phase in ((recipe.head_epochs, "head"), (recipe.epochs, "main")):
+        if state.finished or state.epoch >= end:
+            continue
+        if phase != compiled_phase:
+            compile_for_phase(model, recipe, steps_per_epoch, phase)
+            compiled_phase = phase
+            print(f"Fine-tuning the whole model from epoch {state.epoch + 1}")
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=end,
+            initial_epoch=state.epoch,
+            callbacks=[bookkeeper],
+            shuffle=False,  # the dataset reshuffles itself every epoch
+            verbose=verbose,
+        )
+    if not state.finished:
+        state.finished = True
+        state.save(run_dir)
+
+    if (run_dir / BEST_WEIGHTS).exists():
+        with warnings.catch_warnings():
+            # Best weights from an earlier phase carry that phase's optimizer: Keras warns and
+            # skips it, which is what we want (only the model weights matter from here).
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(run_dir / BEST_WEIGHTS)
+    speeds = [h["images_per_second"] for h in state.history]
+    return TrainResult(
+        model=model,
+        state=state,
+        val_accuracy=state.best_val_accuracy,
+        images_per_second=float(np.median(speeds)) if speeds else 0.0,
+        train_seconds=float(sum(h["seconds"] for h in state.history)),
+    )
+
+
+def cross_validate(recipe: Recipe, data: Cifar10, run_dir: str | os.PathLike, folds: int) -> dict:
+    """Stratified k-fold on the training set: best val accuracy per fold, mean and std."""
+    run_dir = Path(run_dir)
+    scores = []
+    for k, (train_idx, val_idx) in enumerate(kfold_indices(data.y_train, folds, recipe.seed)):
+        fold = Cifar10(
+            data.x_train[train_idx], data.y_train[train_idx], data.x_test, data.y_test, data.source
+        )
+        result = train(
+            recipe,
+            fold,
+            run_dir / f"fold-{k + 1}",
+            validation=(data.x_train[val_idx], data.y_train[val_idx]),
+        )
+        scores.append(result.val_accuracy)
+        print(f"fold {k + 1}/{folds}: val_accuracy {result.val_accuracy:.4f}")
+    return {
+        "folds": folds,
+        "val_accuracy": scores,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores, ddof=1)) if folds > 1 else 0.0,
+    }
