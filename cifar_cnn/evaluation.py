@@ -1,0 +1,126 @@
+"""Evaluation metrics from predicted probabilities: accuracy, top-k, precision/recall/F1, confusion.
+
+>>> from cifar_cnn.evaluation import evaluate_classifier, per_class_table
+>>> report = evaluate_classifier(clf, data.x_test, data.y_test)   # plain and flip-TTA
+>>> print(per_class_table(report["plain"]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cifar_cnn.data import CLASS_NAMES
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def top_k_accuracy(probabilities: np.ndarray, y_true: np.ndarray, k: int) -> float:
+    top = np.argsort(probabilities, axis=1)[:, ::-1][:, :k]
+    return float(np.mean((top == y_true[:, None]).any(axis=1)))
+
+
+def most_confused_pairs(matrix: np.ndarray, class_names=CLASS_NAMES, k: int = 5) -> list[dict]:
+    """The `k` largest off-diagonal cells: which true class is most often taken for which."""
+    off_diagonal = matrix.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    order = np.argsort(off_diagonal, axis=None)[::-1][:k]
+    pairs = []
+    for flat in order:
+        true, predicted = np.unravel_index(flat, matrix.shape)
+        if off_diagonal[true, predicted] == 0:
+            break
+        pairs.append(
+            {
+                "true": class_names[true],
+                "predicted": class_names[predicted],
+                "count": int(off_diagonal[true, predicted]),
+                "rate": float(off_diagonal[true, predicted] / max(1, matrix[true].sum())),
+            }
+        )
+    return pairs
+
+
+def compute_metrics(
+    probabilities: np.ndarray, y_true: np.ndarray, class_names=CLASS_NAMES
+) -> dict[str, Any]:
+    """All metrics for one set of predictions, JSON-serialisable."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if len(probabilities) != len(y_true) or len(y_true) == 0:
+        raise ValueError(
+            f"need as many predictions as labels (> 0), got {len(probabilities)} and {len(y_true)}"
+        )
+    num_classes = len(class_names)
+    y_pred = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    true_positives = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    actual = matrix.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros(num_classes), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros(num_classes), where=actual > 0)
+    denominator = precision + recall
+    f1 = np.divide(
+        2 * precision * recall, denominator, out=np.zeros(num_classes), where=denominator > 0
+    )
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "top_k_accuracy": {str(k): top_k_accuracy(probabilities, y_true, k) for k in (1, 3, 5)},
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "most_confused": most_confused_pairs(matrix, class_names),
+    }
+
+
+def evaluate_classifier(
+    classifier, x: np.ndarray, y: np.ndarray, batch_size: int = 500
+) -> dict[str, dict[str, Any]]:
+    """Metrics without and with horizontal-flip test-time augmentation."""
+    names = classifier.class_names
+    plain = classifier.predict(x, batch_size=batch_size)
+    flipped = classifier.predict(x[:, :, ::-1], batch_size=batch_size)
+    return {
+        "plain": compute_metrics(plain, y, names),
+        "flip_tta": compute_metrics((plain + flipped) / 2, y, names),
+    }
+
+
+def per_class_table(metrics: dict[str, Any]) -> str:
+    """A markdown table: precision, recall, F1 and support per class, then the macro average."""
+    lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+            f"{row['support']} |"
+        )
+    lines.append(
+        f"| **macro** | {metrics['macro_precision']:.3f} | {metrics['macro_recall']:.3f} | "
+        f"{metrics['macro_f1']:.3f} | {metrics['n']} |"
+    )
+    return "\n".join(lines)
+
+
+def confused_pairs_table(metrics: dict[str, Any]) -> str:
+    lines = ["| true class | predicted as | count | share of the class |", "|---|---|---:|---:|"]
+    for pair in metrics["most_confused"]:
+        lines.append(
+            f"| {pair['true']} | {pair['predicted']} | {pair['count']} | {pair['rate']:.1%} |"
+        )
+    return "\n".join(lines)
