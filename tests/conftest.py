@@ -1,0 +1,51 @@
+"""Shared fixtures: the shipped data slice, a tiny trained model, the shared files if present."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+import cifar_cnn  # noqa: E402, F401  (environment defaults before TensorFlow loads)
+from cifar_cnn.data import REPO_ROOT, load_slice  # noqa: E402
+
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_ARCHIVE = SHARED / "data" / "cifar-10-python.tar.gz"
+SHARED_MOBILENET = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+
+
+@pytest.fixture(scope="session")
+def slice_data():
+    return load_slice()
+
+
+@pytest.fixture(scope="session")
+def shared_archive() -> Path:
+    if not SHARED_ARCHIVE.is_file():
+        pytest.skip(f"needs the full CIFAR-10 archive at {SHARED_ARCHIVE} (CI has it)")
+    return SHARED_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def mobilenet_weights() -> Path:
+    if not SHARED_MOBILENET.is_file():
+        pytest.skip(f"needs the ImageNet MobileNet weights at {SHARED_MOBILENET} (CI has them)")
+    return SHARED_MOBILENET
+
+
+@pytest.fixture(scope="session")
+def trained_seed_cnn(slice_data, tmp_path_factory):
+    """seed_cnn trained for one epoch on the slice and saved by the training pipeline."""
+    from training.publish import save_trained_model
+    from training.recipes import get_recipe
+    from training.train import train
+
+    root = tmp_path_factory.mktemp("seed_cnn")
+    recipe = get_recipe("seed_cnn", epochs=1)
+    result = train(recipe, slice_data, root / "run", verbose=0)
+    save_trained_model(
+        result, recipe, slice_data, root / "model", command="pytest fixture", evaluate=True
+    )
+    return root / "model"

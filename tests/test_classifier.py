@@ -1,0 +1,97 @@
+"""cifar_cnn.classifier: CifarClassifier predicts from anything, saves in Hub layout and reloads
+exactly."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_cnn.classifier import CifarClassifier
+from training.recipes import get_recipe
+from training.train import train
+
+
+@pytest.mark.parametrize("architecture", ["seed_cnn", "resnet_fast"])
+def test_train_save_reload_gives_identical_predictions(architecture, slice_data, tmp_path):
+    recipe = get_recipe(architecture, epochs=1, batch_size=250)
+    result = train(recipe, slice_data, tmp_path / "run", verbose=0)
+    assert len(result.state.history) == 1 and result.val_accuracy > 0.1  # it learned something
+    trained = CifarClassifier(result.model, config={"architecture": architecture})
+    in_memory = trained.predict(slice_data.x_test)
+
+    trained.save_pretrained(tmp_path / "model")
+    reloaded = CifarClassifier.from_pretrained(tmp_path / "model")
+
+    np.testing.assert_array_equal(reloaded.predict(slice_data.x_test), in_memory)
+    direct = keras.ops.convert_to_numpy(result.model(slice_data.x_test, training=False))
+    np.testing.assert_array_equal(in_memory, direct)
+
+
+def test_saved_folder_is_in_hub_layout_without_optimizer_state(trained_seed_cnn):
+    names = {p.name for p in trained_seed_cnn.iterdir()}
+    expected = {"config.json", "model.keras", "README.md", "metrics.json", "history.json"}
+    assert expected | {"confusion_matrix.png", "learning_curves.png", "per_class.png"} <= names
+    config = json.loads((trained_seed_cnn / "config.json").read_text())
+    assert config["architecture"] == "seed_cnn"
+    assert config["class_names"][3] == "cat"
+    assert config["input"]["dtype"] == "uint8"
+    assert config["training"]["recipe"]["epochs"] == 1
+    assert {"keras", "tensorflow", "cifar_cnn"} <= set(config["versions"])
+    with zipfile.ZipFile(trained_seed_cnn / "model.keras") as archive:
+        import h5py
+
+        with archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
+            assert "optimizer" not in h5 or len(h5["optimizer"].get("vars", {})) == 0
+
+
+def test_model_card_has_model_index_and_measured_accuracy(trained_seed_cnn):
+    card = (trained_seed_cnn / "README.md").read_text()
+    metrics = json.loads((trained_seed_cnn / "metrics.json").read_text())
+    accuracy = metrics["plain"]["accuracy"]
+    assert card.startswith("---\n") and "model-index:" in card
+    assert f"value: {round(accuracy, 4)}" in card
+    assert f"{100 * accuracy:.2f}%" in card
+    assert "pytest fixture" in card  # the reproducing command
+    assert "| cat |" in card and "94.2%" in card
+
+
+def test_predict_shapes_and_classify(trained_seed_cnn, slice_data):
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    assert classifier.predict(slice_data.x_test[0]).shape == (10,)
+    assert classifier.predict(slice_data.x_test[:3]).shape == (3, 10)
+    assert classifier.predict([slice_data.x_test[0]]).shape == (1, 10)
+    top = classifier.classify("examples/test0000_cat.png", top_k=3)
+    assert len(top) == 3 and list(top.values()) == sorted(top.values(), reverse=True)
+    tta = classifier.predict(slice_data.x_test[:3], flip_tta=True)
+    flipped = classifier.predict(slice_data.x_test[:3, :, ::-1])
+    np.testing.assert_allclose(
+        tta, (classifier.predict(slice_data.x_test[:3]) + flipped) / 2, rtol=1e-6
+    )
+
+
+def test_a_corrupted_model_file_is_detected(trained_seed_cnn, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_seed_cnn, copy)
+    with open(copy / "model.keras", "r+b") as file:
+        file.truncate(1000)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        CifarClassifier.from_pretrained(copy)
+
+
+def test_loading_refuses_folders_without_a_model(tmp_path):
+    with pytest.raises(ValueError, match="not a CifarClassifier folder"):
+        CifarClassifier.load_folder(tmp_path)
+
+
+def test_models_with_arbitrary_code_do_not_load(tmp_path, slice_data):
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    outputs = keras.layers.Lambda(lambda x: keras.ops.cast(x, "float32")[:, 0, 0, :1] * 0)(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(outputs)
+    unsafe = CifarClassifier(keras.Model(inputs, outputs), config={"architecture": "lambda"})
+    unsafe.save_pretrained(tmp_path / "unsafe")
+    with pytest.raises(ValueError, match="unsafe|Lambda|safe_mode"):
+        CifarClassifier.from_pretrained(tmp_path / "unsafe")

@@ -1,0 +1,162 @@
+"""training: recipes, schedules, the resumable training loop, k-fold and the two transfer phases."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from cifar_cnn.data import Cifar10
+from cifar_cnn.schedules import OneCycle
+from training.cli import build_train_parser, recipe_from_args
+from training.recipes import RECIPES, get_recipe
+from training.train import cross_validate, train
+
+
+def test_every_architecture_has_a_recipe_and_flags_override_it():
+    assert set(RECIPES) == {"seed_cnn", "resnet_fast", "mobilenet_transfer"}
+    args = build_train_parser().parse_args(
+        ["--model", "resnet_fast", "--epochs", "3", "--learning-rate", "0.5", "--flip-tta", "no"]
+    )
+    recipe = recipe_from_args(args)
+    assert (recipe.epochs, recipe.learning_rate, recipe.flip_tta) == (3, 0.5, False)
+    assert recipe.batch_size == RECIPES["resnet_fast"].batch_size
+    with pytest.raises(ValueError, match="unknown recipe fields: epoch"):
+        get_recipe("seed_cnn", epoch=3)
+
+
+def test_one_cycle_warms_up_then_decays_linearly():
+    schedule = OneCycle(peak=2.0, total_steps=100, warmup_fraction=0.25, start=0.2, end=0.1)
+    values = [float(schedule(step)) for step in (0, 25, 100, 1000)]
+    assert values == pytest.approx([0.4, 2.0, 0.2, 0.2])
+    restored = OneCycle.from_config(schedule.get_config())
+    assert float(restored(60)) == pytest.approx(float(schedule(60)))
+
+
+def test_sigkill_mid_run_then_rerun_resumes_from_the_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "training", "--model", "seed_cnn",
+        "--data", "data/cifar10_slice.npz", "--epochs", "6", "--batch-size", "32",
+        "--run-dir", str(run_dir), "--output", str(tmp_path / "model"), "--no-evaluate",
+    ]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state_file = run_dir / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 2:
+            break
+        assert first.poll() is None, first.stdout.read().decode()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = json.loads(state_file.read_text())
+    assert 2 <= killed_at["epoch"] < 6, "the run must be killed part-way"
+    checkpoint = run_dir / killed_at["checkpoint"] / "model.weights.h5"
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"Resuming {run_dir} from epoch {killed_at['epoch']}" in second.stdout
+
+    final = json.loads(state_file.read_text())
+    epochs = [h["epoch"] for h in final["history"]]
+    assert epochs == [1, 2, 3, 4, 5, 6]
+    # The epochs before the kill were run once, by the first process, and kept as they were;
+    # the second process ran only the rest.
+    assert final["history"][: killed_at["epoch"]] == killed_at["history"]
+    pids = {h["pid"] for h in final["history"][killed_at["epoch"] :]}
+    assert pids.isdisjoint({h["pid"] for h in killed_at["history"]})
+    assert not checkpoint.exists()  # replaced by later checkpoints, not left behind
+    assert not list(run_dir.glob("checkpoints/.*"))  # no half-written checkpoint remains
+
+
+def checkpoint_contents(path) -> tuple[int, list[np.ndarray]]:
+    """The optimizer step and the model arrays stored in a checkpoint's weights file."""
+    arrays = []
+    with h5py.File(path) as weights:
+        weights["layers"].visititems(
+            lambda _, item: (
+                arrays.append(np.asarray(item)) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+        return int(np.asarray(weights["optimizer/vars/0"])), arrays
+
+
+def test_resume_restores_weights_and_optimizer_step(slice_data, tmp_path):
+    small = Cifar10(
+        slice_data.x_train[:300],
+        slice_data.y_train[:300],
+        slice_data.x_test,
+        slice_data.y_test,
+        "slice",
+    )
+    first = train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path, verbose=0)
+    step, weights = checkpoint_contents(tmp_path / first.state.checkpoint / "model.weights.h5")
+    assert step == 2 * 3  # two epochs of three steps (270 training images, batch 100)
+
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["finished"] = False  # as if the run had been asked for 3 epochs and stopped after 2
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    resumed = train(get_recipe("seed_cnn", epochs=3, batch_size=100), small, tmp_path, verbose=0)
+
+    assert [h["epoch"] for h in resumed.state.history] == [1, 2, 3]
+    step, later = checkpoint_contents(tmp_path / resumed.state.checkpoint / "model.weights.h5")
+    assert step == 3 * 3  # the step counter went on from 6 rather than restarting at 0
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, later, strict=True))
+
+
+def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_weights, tmp_path):
+    small = Cifar10(
+        slice_data.x_train[:128],
+        slice_data.y_train[:128],
+        slice_data.x_test,
+        slice_data.y_test,
+        "slice",
+    )
+    recipe = get_recipe(
+        "mobilenet_transfer", epochs=1, head_epochs=1, batch_size=64,
+        model_options={"input_size": 32, "backbone_weights": str(mobilenet_weights)},
+    )  # fmt: skip
+    head_only = train(recipe, small, tmp_path / "head", verbose=0)
+    backbone = head_only.model.get_layer("backbone")
+    original = keras.applications.MobileNet(
+        input_shape=(32, 32, 3), alpha=0.25, include_top=False, pooling="avg",
+        weights=str(mobilenet_weights),
+    )  # fmt: skip
+    for trained, pretrained in zip(backbone.get_weights(), original.get_weights(), strict=True):
+        np.testing.assert_array_equal(trained, pretrained)  # frozen during the head phase
+
+    both = train(
+        get_recipe(**{**recipe.to_dict(), "epochs": 2}), small, tmp_path / "both", verbose=0
+    )
+    both.model.load_weights(tmp_path / "both" / both.state.checkpoint / "model.weights.h5")
+    fine_tuned = both.model.get_layer("backbone").get_weights()  # as after the last epoch
+    changed = [
+        not np.array_equal(a, b) for a, b in zip(fine_tuned, original.get_weights(), strict=True)
+    ]
+    assert sum(changed) > len(changed) // 2  # fine-tuning moved the backbone
+
+
+def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
+    small = Cifar10(
+        slice_data.x_train[:300],
+        slice_data.y_train[:300],
+        slice_data.x_test,
+        slice_data.y_test,
+        "slice",
+    )
+    report = cross_validate(get_recipe("seed_cnn", epochs=1, batch_size=100), small, tmp_path, 3)
+    assert report["folds"] == 3 and len(report["val_accuracy"]) == 3
+    assert report["mean"] == pytest.approx(np.mean(report["val_accuracy"]))
+    assert report["std"] >= 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1", "fold-2", "fold-3"]
+
+
+def test_onednn_is_on_by_default_in_entry_points():
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
