@@ -34,9 +34,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="model folders (default: models/*)")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    folders = args.models or sorted(
-        str(p.parent) for p in Path("models").glob("*/model.keras")
-    )
+    folders = args.models or sorted(str(p.parent) for p in Path("models").glob("*/model.keras"))
     image = load_slice().x_test[:1]
     print("| model | CifarClassifier.predict, ms (median, p95) | model.predict, ms (median, p95) |")
     print("|---|---:|---:|")
