@@ -1,0 +1,129 @@
+"""cifar_cnn.gradcam: CAMs for every model type, and evidence that they point at what matters."""
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_cnn.architectures import build_model
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.gradcam import GradCam, default_layer, overlay_heatmap, spatial_layers
+
+
+@pytest.fixture(scope="module")
+def models(slice_data):
+    return {
+        "seed_cnn": build_model("seed_cnn"),
+        "resnet_fast": build_model("resnet_fast", whitening_images=slice_data.x_train),
+        "mobilenet_transfer": build_model(
+            "mobilenet_transfer", backbone_weights=None, input_size=64
+        ),
+    }
+
+
+def test_default_layer_is_the_last_spatial_feature_layer(models):
+    assert default_layer(models["seed_cnn"]) == "block3_conv2"
+    assert default_layer(models["resnet_fast"]) == "group3_gelu2"
+    assert default_layer(models["mobilenet_transfer"]) == "backbone/conv_pw_13_relu"
+
+
+@pytest.mark.parametrize("name", ["seed_cnn", "resnet_fast", "mobilenet_transfer"])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_maps_are_finite_in_unit_range_for_every_class(models, name, method, slice_data):
+    cam = GradCam(models[name])
+    images = slice_data.x_test[:2]
+    for class_index in range(10):
+        for result in cam.explain(images, class_index=class_index, method=method):
+            assert result.heatmap.shape == (32, 32) and result.heatmap.dtype == np.float32
+            assert np.isfinite(result.heatmap).all()
+            assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+            assert result.class_index == class_index
+
+
+def test_default_class_is_the_prediction_and_probabilities_match_the_model(models, slice_data):
+    model = models["seed_cnn"]
+    result = GradCam(model).explain(slice_data.x_test[0])
+    expected = keras.ops.convert_to_numpy(model(slice_data.x_test[:1], training=False))[0]
+    np.testing.assert_allclose(result.probabilities, expected, rtol=1e-5, atol=1e-6)
+    assert result.class_index == int(expected.argmax())
+
+
+def test_works_on_a_model_reloaded_from_disk(trained_seed_cnn, slice_data):
+    model = CifarClassifier.from_pretrained(trained_seed_cnn).model
+    result = GradCam(model, layer="block2_conv2").explain(slice_data.x_test[0])
+    assert result.layer == "block2_conv2" and np.isfinite(result.heatmap).all()
+
+
+def test_works_on_a_sequential_model(slice_data):
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3), dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    result = GradCam(model).explain(slice_data.x_test[0])
+    assert result.layer == "conv" and result.heatmap.shape == (32, 32)
+
+
+def test_bad_layer_class_and_method_are_refused(models, slice_data):
+    with pytest.raises(ValueError, match="not a spatial layer"):
+        GradCam(models["seed_cnn"], layer="dense")
+    cam = GradCam(models["seed_cnn"])
+    with pytest.raises(ValueError, match="class index must be in 0..9"):
+        cam.explain(slice_data.x_test[0], class_index=10)
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        cam.explain(slice_data.x_test[0], method="lime")
+    assert "backbone/conv_dw_1" in spatial_layers(models["mobilenet_transfer"])
+
+
+def test_overlay_blends_a_colour_map_over_the_image():
+    image = np.full((64, 48, 3), 100, np.uint8)
+    heatmap = np.zeros((32, 32), np.float32)
+    heatmap[:16] = 1.0
+    overlay = overlay_heatmap(image, heatmap, opacity=0.5, colormap="jet")
+    assert overlay.shape == (64, 48, 3) and overlay.dtype == np.uint8
+    np.testing.assert_array_equal(overlay_heatmap(image, heatmap, opacity=0.0), image)
+    hot, cold = overlay[5, 5], overlay[60, 5]  # jet: red where the heat is, blue where not
+    assert hot[0] > hot[2] and cold[2] > cold[0]
+    with pytest.raises(ValueError, match="unknown colour map"):
+        overlay_heatmap(image, heatmap, colormap="rainbowish")
+
+
+def patch_dataset(n: int, seed: int):
+    """Noise images whose class (red or green) is told only by a 6x6 patch at a random place."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, 32, 32, 3)).astype(np.uint8)
+    labels = rng.integers(0, 2, n)
+    corners = rng.integers(0, 32 - 6, (n, 2))
+    for image, label, (y, x) in zip(images, labels, corners, strict=True):
+        image[y : y + 6, x : x + 6, label] = 255
+    return images, labels, corners
+
+
+def test_grad_cam_peaks_on_the_patch_that_decides_the_class():
+    keras.utils.set_random_seed(0)
+    x_train, y_train, _ = patch_dataset(1500, seed=0)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3), dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="features"),
+            keras.layers.GlobalMaxPooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=4, batch_size=64, verbose=0)
+
+    x_test, y_test, corners = patch_dataset(200, seed=1)
+    results = GradCam(model).explain(x_test, class_index=list(y_test))
+    hits = 0
+    for result, (y, x) in zip(results, corners, strict=True):
+        peak_y, peak_x = np.unravel_index(np.argmax(result.heatmap), result.heatmap.shape)
+        hits += (y <= peak_y < y + 6) and (x <= peak_x < x + 6)
+    accuracy = np.mean([r.class_index == r.probabilities.argmax() for r in results])
+    assert accuracy > 0.95, "the toy model must first learn the task"
+    assert hits / len(results) >= 0.9
