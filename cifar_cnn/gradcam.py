@@ -23,6 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cifar_cnn.probing import activations_and_logits, resolve_layer, spatial_layers
+
 COLORMAPS = {
     "jet": cv2.COLORMAP_JET,
     "turbo": cv2.COLORMAP_TURBO,
@@ -41,25 +43,6 @@ class CamResult:
     layer: str
 
 
-def spatial_layers(model: keras.Model, prefix: str = "") -> list[str]:
-    """Paths ("layer" or "backbone/layer") of layers with 4-D outputs larger than 1x1, in order.
-
-    These are the layers a CAM can be computed at; nested models are searched too.
-    """
-    paths = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            paths.extend(spatial_layers(layer, prefix=f"{prefix}{layer.name}/"))
-            continue
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        shape = getattr(layer, "output", None)
-        shape = None if shape is None else shape.shape
-        if shape is not None and len(shape) == 4 and (shape[1] or 0) > 1:
-            paths.append(f"{prefix}{layer.name}")
-    return paths
-
-
 def default_layer(model: keras.Model) -> str:
     """The last convolution, BatchNorm or activation layer with a spatial output, after pooling
     and dropout are skipped: the usual Grad-CAM layer (found inside a nested backbone too)."""
@@ -70,14 +53,10 @@ def default_layer(model: keras.Model) -> str:
         keras.layers.Activation,
         keras.layers.ReLU,
     )
-    paths = [p for p in spatial_layers(model) if isinstance(_resolve(model, p)[-1], kinds)]
-    first_conv = next(
-        (i for i, p in enumerate(paths) if isinstance(_resolve(model, p)[-1], keras.layers.Conv2D)),
-        None,
-    )
-    if first_conv is None:
+    layers = {path: resolve_layer(model, path)[-1] for path in spatial_layers(model)}
+    if not any(isinstance(layer, keras.layers.Conv2D) for layer in layers.values()):
         raise ValueError(f"model {model.name!r} has no convolutional layer with a spatial output")
-    return paths[-1]
+    return [path for path, layer in layers.items() if isinstance(layer, kinds)][-1]
 
 
 class GradCam:
@@ -91,7 +70,7 @@ class GradCam:
                 f"layer {self.layer!r} is not a spatial layer of {model.name!r}; choose one of "
                 f"{', '.join(spatial_layers(model))}"
             )
-        self._forward = _build_forward(model, self.layer)
+        self._forward = activations_and_logits(model, self.layer)
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
         self._gradients = tf.function(
             self._compute, input_signature=[spec, tf.TensorSpec((None,), tf.int32)]
@@ -187,76 +166,3 @@ def _normalise(heatmap: np.ndarray) -> np.ndarray:
     heatmap = np.maximum(heatmap, 0)
     peak = heatmap.max()
     return (heatmap / peak if peak > 0 else heatmap).astype(np.float32)
-
-
-def _resolve(model: keras.Model, path: str) -> list[keras.layers.Layer]:
-    """[outer layer, ..., target layer] for "a/b/c"."""
-    chain, current = [], model
-    for name in path.split("/"):
-        layer = current.get_layer(name)
-        chain.append(layer)
-        current = layer
-    return chain
-
-
-def _build_forward(model: keras.Model, path: str):
-    """A function images -> (activations at `path`, pre-softmax logits)."""
-    chain = _resolve(model, path)
-    last = model.layers[-1]
-    if len(chain) == 1:
-        trunk = keras.Model(model.inputs, [chain[0].output, last.input])
-
-        def forward(x):
-            features, penultimate = trunk(x, training=False)
-            return features, _logits_of_last(last, penultimate)
-
-        return forward
-    # Nested: replay the outer model layer by layer, and inside the backbone expose the target.
-    outer, inner_path = chain[0], "/".join(path.split("/")[1:])
-    inner = _build_forward_plain(outer, inner_path)
-    layers = _chain_layers(model)
-    index = layers.index(outer)
-
-    def forward(x):
-        for layer in layers[:index]:
-            x = layer(x, training=False)
-        features, x = inner(x)
-        for layer in layers[index + 1 : -1]:
-            x = layer(x, training=False)
-        return features, _logits_of_last(last, x)
-
-    return forward
-
-
-def _build_forward_plain(model: keras.Model, path: str):
-    """images -> (activations at `path`, this (sub)model's plain output)."""
-    chain = _resolve(model, path)
-    if len(chain) != 1:
-        raise ValueError(f"CAM layers nested more than one model deep are not supported: {path}")
-    trunk = keras.Model(model.inputs, [chain[0].output, model.outputs[0]])
-    return lambda x: trunk(x, training=False)
-
-
-def _chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The model's layers in order, if each feeds only the next (a simple chain)."""
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    for previous, layer in zip(layers, layers[1:], strict=False):
-        inbound = layer._inbound_nodes[0].parent_nodes if layer._inbound_nodes else []
-        if [node.operation for node in inbound] != [previous]:
-            raise ValueError(
-                f"CAM inside a nested model needs the outer model to be a simple chain of layers; "
-                f"{layer.name!r} does not follow {previous.name!r} alone"
-            )
-    return layers
-
-
-def _logits_of_last(last: keras.layers.Layer, x):
-    if isinstance(last, keras.layers.Activation):
-        return x
-    if isinstance(last, keras.layers.Dense):
-        logits = keras.ops.matmul(x, last.kernel)
-        return logits + last.bias if last.use_bias else logits
-    raise ValueError(
-        f"the last layer must be a softmax Dense or Activation to take pre-softmax scores; "
-        f"got {type(last).__name__}"
-    )

@@ -6,7 +6,8 @@ import pytest
 
 from cifar_cnn.architectures import build_model
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.gradcam import GradCam, default_layer, overlay_heatmap, spatial_layers
+from cifar_cnn.gradcam import GradCam, default_layer, overlay_heatmap
+from cifar_cnn.probing import spatial_layers
 
 
 @pytest.fixture(scope="module")
