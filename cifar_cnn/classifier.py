@@ -29,6 +29,7 @@ from huggingface_hub import ModelHubMixin, snapshot_download
 
 import cifar_cnn.layers  # noqa: F401  (registers custom layers for loading)
 import cifar_cnn.schedules  # noqa: F401
+from cifar_cnn.calibration import apply_temperature
 from cifar_cnn.data import CLASS_NAMES, IMAGE_SHAPE
 from cifar_cnn.files import atomic_write_text, temporary_sibling
 from cifar_cnn.preprocessing import ImageLike, to_model_input
@@ -90,14 +91,26 @@ class CifarClassifier(
 
     # ------------------------------------------------------------------ inference
 
+    @property
+    def temperature(self) -> float | None:
+        """The calibration temperature fitted on validation data, if any (see calibration.py)."""
+        return (self.config.get("calibration") or {}).get("temperature")
+
     def predict(
-        self, images: ImageLike | list[ImageLike], *, batch_size: int = 256, flip_tta: bool = False
+        self,
+        images: ImageLike | list[ImageLike],
+        *,
+        batch_size: int = 256,
+        flip_tta: bool = False,
+        calibrated: bool = True,
     ) -> np.ndarray:
         """Class probabilities: shape (10,) for one image, (N, 10) for a batch.
 
         Accepts file paths, encoded bytes, PIL images, numpy arrays (any size, uint8 or float in
         0..1 / 0..255, gray, RGB or RGBA) or a list / (N, H, W, C) array of them. With
-        `flip_tta`, averages the probabilities of the image and its mirror.
+        `flip_tta`, averages the probabilities of the image and its mirror. With `calibrated`
+        (default) and a fitted temperature in the config, probabilities are temperature-scaled;
+        the ranking of classes never changes.
         """
         batch, single = to_model_input(images)
         probabilities = np.concatenate(
@@ -106,12 +119,14 @@ class CifarClassifier(
                 for i in range(0, len(batch), batch_size)
             ]
         )
+        if calibrated and self.temperature is not None:
+            probabilities = apply_temperature(probabilities, self.temperature)
         return probabilities[0] if single else probabilities
 
     def classify(
         self, image: ImageLike, top_k: int = 3, flip_tta: bool = False
     ) -> dict[str, float]:
-        """The `top_k` most likely class names with their probabilities, most likely first."""
+        """The `top_k` most likely class names with their (calibrated) probabilities."""
         probabilities = self.predict(image, flip_tta=flip_tta)
         if probabilities.ndim != 1:
             raise ValueError("classify takes one image; use predict for a batch")

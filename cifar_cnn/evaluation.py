@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from cifar_cnn.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    negative_log_likelihood,
+    reliability_bins,
+)
 from cifar_cnn.data import CLASS_NAMES
 
 
@@ -86,20 +92,38 @@ def compute_metrics(
         },
         "confusion_matrix": matrix.tolist(),
         "most_confused": most_confused_pairs(matrix, class_names),
+        **calibration_metrics(probabilities, y_true),
+    }
+
+
+def calibration_metrics(probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:
+    """Expected calibration error (15 bins), negative log-likelihood and the reliability bins."""
+    return {
+        "ece": expected_calibration_error(probabilities, y_true),
+        "nll": negative_log_likelihood(probabilities, y_true),
+        "reliability": reliability_bins(probabilities, y_true),
     }
 
 
 def evaluate_classifier(
     classifier, x: np.ndarray, y: np.ndarray, batch_size: int = 500
 ) -> dict[str, dict[str, Any]]:
-    """Metrics without and with horizontal-flip test-time augmentation."""
+    """Metrics without and with horizontal-flip test-time augmentation, on the model's raw
+    probabilities; plus calibration after temperature scaling when the model has a temperature."""
     names = classifier.class_names
-    plain = classifier.predict(x, batch_size=batch_size)
-    flipped = classifier.predict(x[:, :, ::-1], batch_size=batch_size)
-    return {
+    plain = classifier.predict(x, batch_size=batch_size, calibrated=False)
+    flipped = classifier.predict(x[:, :, ::-1], batch_size=batch_size, calibrated=False)
+    report = {
         "plain": compute_metrics(plain, y, names),
         "flip_tta": compute_metrics((plain + flipped) / 2, y, names),
     }
+    if classifier.temperature is not None:
+        scaled = apply_temperature(plain, classifier.temperature)
+        report["temperature_scaled"] = {
+            "temperature": classifier.temperature,
+            **calibration_metrics(scaled, y),
+        }
+    return report
 
 
 def per_class_table(metrics: dict[str, Any]) -> str:

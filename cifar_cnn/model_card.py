@@ -101,7 +101,11 @@ def render_model_card(
             macro_f1=f"{plain['macro_f1']:.4f}",
             per_class_table=per_class_table(plain),
             confused_table=confused_pairs_table(plain),
+            ece=_percent(plain["ece"]),
         )
+        scaled = metrics.get("temperature_scaled")
+        if scaled:
+            kwargs.update(ece_scaled=_percent(scaled["ece"]), temperature=scaled["temperature"])
     if training:
         kwargs.update(
             val_accuracy=_percent(training.get("best_val_accuracy")),

@@ -68,6 +68,32 @@ def plot_learning_curves(history: list[dict[str, Any]], path: Path, title: str =
     return _save(fig, path)
 
 
+def plot_reliability(report: dict[str, Any], path: Path, title: str = "Reliability") -> Path:
+    """Accuracy against confidence per bin, before (and after) temperature scaling."""
+    curves = [("raw", report["plain"])]
+    if "temperature_scaled" in report:
+        scaled = report["temperature_scaled"]
+        curves.append((f"temperature {scaled['temperature']:.2f}", scaled))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for label, metrics in curves:
+        rows = [r for r in metrics["reliability"] if r["count"] > 0]
+        ax.plot(
+            [r["confidence"] for r in rows],
+            [r["accuracy"] for r in rows],
+            "o-",
+            label=f"{label} (ECE {100 * metrics['ece']:.2f}%)",
+        )
+    ax.set_xlabel("confidence (top-1 probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def _scores(metrics):
     return [
         {k: row[k] for k in ("precision", "recall", "f1")} for row in metrics["per_class"].values()

@@ -6,11 +6,17 @@ import json
 import os
 from pathlib import Path
 
+from cifar_cnn.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
 from cifar_cnn.data import Cifar10, split_validation
 from cifar_cnn.evaluation import evaluate_classifier, per_class_table
 from cifar_cnn.files import atomic_write_text
-from cifar_cnn.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
+from cifar_cnn.plots import (
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_per_class,
+    plot_reliability,
+)
 from training.recipes import Recipe
 from training.train import TrainResult
 
@@ -46,7 +52,7 @@ def save_trained_model(
     """Save the trained model as a Hub-layout folder; evaluate it on the test set if asked."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    _, _, x_val, _ = split_validation(
+    _, _, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
     )
     recipe_dict = recipe.to_dict()
@@ -75,6 +81,7 @@ def save_trained_model(
         },
     )
     classifier.history = result.state.history
+    classifier.config["calibration"] = calibrate_on_validation(classifier, x_val, y_val)
     classifier.save_pretrained(output)
     plot_learning_curves(
         result.state.history,
@@ -84,6 +91,24 @@ def save_trained_model(
     if evaluate:
         evaluate_and_report(classifier, data, output)
     return classifier
+
+
+def calibrate_on_validation(classifier: CifarClassifier, x_val, y_val) -> dict:
+    """Fit a temperature on the validation split; record calibration before and after."""
+    raw = classifier.predict(x_val, calibrated=False)
+    temperature = fit_temperature(raw, y_val)
+    scaled = apply_temperature(raw, temperature)
+    record = {
+        "temperature": temperature,
+        "fitted_on": f"validation split ({len(y_val)} images)",
+        "val_ece_before": expected_calibration_error(raw, y_val),
+        "val_ece_after": expected_calibration_error(scaled, y_val),
+    }
+    print(
+        f"Temperature {temperature:.3f} on validation: ECE {record['val_ece_before']:.4f} -> "
+        f"{record['val_ece_after']:.4f}"
+    )
+    return record
 
 
 def evaluate_and_report(
@@ -98,9 +123,13 @@ def evaluate_and_report(
     plain, tta = report["plain"], report["flip_tta"]
     name = classifier.config["architecture"]
     print(f"{name} on {plain['n']} test images ({data.source})")
+    calibration = f"ECE {plain['ece']:.4f}"
+    if "temperature_scaled" in report:
+        calibration += f" ({report['temperature_scaled']['ece']:.4f} after temperature scaling)"
     print(
         f"accuracy {plain['accuracy']:.4f}, with flip TTA {tta['accuracy']:.4f}, "
-        f"top-3 {plain['top_k_accuracy']['3']:.4f}, macro F1 {plain['macro_f1']:.4f}"
+        f"top-3 {plain['top_k_accuracy']['3']:.4f}, macro F1 {plain['macro_f1']:.4f}, "
+        + calibration
     )
     print(per_class_table(plain))
     classifier.metrics = report
@@ -112,6 +141,7 @@ def evaluate_and_report(
         title=f"{name}: confusion matrix (test)",
     )
     plot_per_class(plain, output / "per_class.png", title=f"{name}: per-class metrics (test)")
+    plot_reliability(report, output / "reliability.png", title=f"{name}: reliability (test)")
     if classifier.history and not (output / "learning_curves.png").exists():
         plot_learning_curves(classifier.history, output / "learning_curves.png")
     classifier.write_model_card(output)
