@@ -171,7 +171,13 @@ class CifarClassifier(
         """Render README.md from the `model_card.md` template, this config and these metrics."""
         from cifar_cnn.model_card import render_model_card
 
-        card = render_model_card(self.config, self.metrics, repo_id=repo_id)
+        folder = Path(folder)
+        card = render_model_card(
+            self.config,
+            self.metrics,
+            repo_id=repo_id,
+            error_gallery=(folder / "errors.png").exists(),
+        )
         atomic_write_text(Path(folder) / "README.md", str(card))
 
     def _inference_model(self) -> keras.Model:

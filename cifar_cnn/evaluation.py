@@ -110,18 +110,33 @@ def evaluate_classifier(
 ) -> dict[str, dict[str, Any]]:
     """Metrics without and with horizontal-flip test-time augmentation, on the model's raw
     probabilities; plus calibration after temperature scaling when the model has a temperature."""
-    names = classifier.class_names
+    plain, flipped = predict_with_flips(classifier, x, batch_size)
+    return evaluate_probabilities(plain, flipped, y, classifier.class_names, classifier.temperature)
+
+
+def predict_with_flips(classifier, x: np.ndarray, batch_size: int = 500):
+    """Raw (uncalibrated) probabilities for the images and for their mirror images."""
     plain = classifier.predict(x, batch_size=batch_size, calibrated=False)
     flipped = classifier.predict(x[:, :, ::-1], batch_size=batch_size, calibrated=False)
+    return plain, flipped
+
+
+def evaluate_probabilities(
+    plain: np.ndarray,
+    flipped: np.ndarray,
+    y: np.ndarray,
+    class_names=CLASS_NAMES,
+    temperature: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The report of `evaluate_classifier` from precomputed probabilities."""
     report = {
-        "plain": compute_metrics(plain, y, names),
-        "flip_tta": compute_metrics((plain + flipped) / 2, y, names),
+        "plain": compute_metrics(plain, y, class_names),
+        "flip_tta": compute_metrics((plain + flipped) / 2, y, class_names),
     }
-    if classifier.temperature is not None:
-        scaled = apply_temperature(plain, classifier.temperature)
+    if temperature is not None:
         report["temperature_scaled"] = {
-            "temperature": classifier.temperature,
-            **calibration_metrics(scaled, y),
+            "temperature": temperature,
+            **calibration_metrics(apply_temperature(plain, temperature), y),
         }
     return report
 

@@ -71,7 +71,10 @@ def card_data(
 
 
 def render_model_card(
-    config: dict[str, Any], metrics: dict[str, Any] | None, repo_id: str | None = None
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    repo_id: str | None = None,
+    error_gallery: bool = False,
 ) -> ModelCard:
     """The card for a model folder, from its config (architecture, training record) and metrics."""
     architecture = config["architecture"]
@@ -90,6 +93,7 @@ def render_model_card(
         "training": training,
         "history": bool(config.get("has_history")),
         "claim": CLAIMS.get(architecture),
+        "error_gallery": error_gallery,
     }
     if metrics:
         plain, tta = metrics["plain"], metrics["flip_tta"]

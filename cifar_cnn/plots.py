@@ -28,7 +28,7 @@ def plot_confusion_matrix(matrix, class_names, path: Path, title: str = "Confusi
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_class(metrics: dict[str, Any], path: Path, title: str = "Per-class metrics") -> Path:
@@ -46,7 +46,7 @@ def plot_per_class(metrics: dict[str, Any], path: Path, title: str = "Per-class 
     ax.legend(ncols=3, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -65,7 +65,7 @@ def plot_learning_curves(history: list[dict[str, Any]], path: Path, title: str =
     axes[2].set_ylabel("learning rate (at epoch end)")
     axes[2].grid(alpha=0.3)
     fig.suptitle(title or "Learning curves (train metrics are on augmented images)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(report: dict[str, Any], path: Path, title: str = "Reliability") -> Path:
@@ -91,7 +91,7 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str = "Reliabili
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _scores(metrics):
@@ -100,7 +100,8 @@ def _scores(metrics):
     ]
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG atomically and close it."""
     path = Path(path)
     tmp = temporary_sibling(path)
     fig.tight_layout()

@@ -66,7 +66,8 @@ def test_mismatched_lengths_are_refused():
 def test_cifar_evaluate_prints_the_table_and_writes_the_plots(trained_seed_cnn, tmp_path):
     run = subprocess.run(
         [sys.executable, "-c", "from training.cli import evaluate_main; evaluate_main()",
-         str(trained_seed_cnn), "--data", "data/cifar10_slice.npz", "--output", str(tmp_path)],
+         str(trained_seed_cnn), "--data", "data/cifar10_slice.npz", "--output", str(tmp_path),
+         "--errors"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -74,8 +75,15 @@ def test_cifar_evaluate_prints_the_table_and_writes_the_plots(trained_seed_cnn, 
     assert "| airplane |" in run.stdout and "with flip TTA" in run.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["plain"]["n"] == 500 and set(metrics) >= {"plain", "flip_tta"}
-    for name in ("confusion_matrix.png", "per_class.png", "learning_curves.png"):
+    for name in (
+        "confusion_matrix.png",
+        "per_class.png",
+        "learning_curves.png",
+        "reliability.png",
+        "errors.png",
+    ):
         with Image.open(tmp_path / name) as image:
             assert image.size[0] > 400 and image.size[1] > 300
             assert len(set(image.convert("L").getdata())) > 10  # drawn, not blank
-    assert "model-index" in (tmp_path / "README.md").read_text()
+    card = (tmp_path / "README.md").read_text()
+    assert "model-index" in card and "![Most confident mistakes](errors.png)" in card

@@ -119,6 +119,9 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--output", type=Path, help="where to write (default: the model folder)")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--errors", action="store_true", help="also write errors.png: the most confident mistakes"
+    )
     return parser
 
 
@@ -135,7 +138,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else None)
     if output is None:
         sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
-    evaluate_and_report(classifier, data, output, batch_size=args.batch_size)
+    evaluate_and_report(classifier, data, output, batch_size=args.batch_size, errors=args.errors)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from pathlib import Path
 from cifar_cnn.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
 from cifar_cnn.data import Cifar10, split_validation
-from cifar_cnn.evaluation import evaluate_classifier, per_class_table
+from cifar_cnn.errors import plot_error_gallery
+from cifar_cnn.evaluation import evaluate_probabilities, per_class_table, predict_with_flips
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.plots import (
     plot_confusion_matrix,
@@ -89,7 +90,7 @@ def save_trained_model(
         title=f"{recipe.model}: learning curves",
     )
     if evaluate:
-        evaluate_and_report(classifier, data, output)
+        evaluate_and_report(classifier, data, output, errors=True)
     return classifier
 
 
@@ -112,13 +113,21 @@ def calibrate_on_validation(classifier: CifarClassifier, x_val, y_val) -> dict:
 
 
 def evaluate_and_report(
-    classifier: CifarClassifier, data: Cifar10, output: str | os.PathLike, batch_size: int = 500
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike,
+    batch_size: int = 500,
+    errors: bool = False,
 ) -> dict:
     """Test-set metrics (plain and flip TTA): print the per-class table, write metrics.json, the
-    plots and a refreshed model card into `output`."""
+    plots and a refreshed model card into `output`; with `errors`, also errors.png, a gallery of
+    the most confident mistakes with their Grad-CAMs."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    report = evaluate_classifier(classifier, data.x_test, data.y_test, batch_size=batch_size)
+    raw, mirrored = predict_with_flips(classifier, data.x_test, batch_size)
+    report = evaluate_probabilities(
+        raw, mirrored, data.y_test, classifier.class_names, classifier.temperature
+    )
     report["data_source"] = data.source
     plain, tta = report["plain"], report["flip_tta"]
     name = classifier.config["architecture"]
@@ -144,6 +153,8 @@ def evaluate_and_report(
     plot_reliability(report, output / "reliability.png", title=f"{name}: reliability (test)")
     if classifier.history and not (output / "learning_curves.png").exists():
         plot_learning_curves(classifier.history, output / "learning_curves.png")
+    if errors:
+        plot_error_gallery(classifier, data.x_test, data.y_test, raw, output / "errors.png")
     classifier.write_model_card(output)
     print(f"Wrote {output / METRICS_FILE}, plots and README.md")
     return report
