@@ -141,6 +141,27 @@ def evaluate_probabilities(
     return report
 
 
+def evaluate_ensemble(ensemble, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Test metrics of an ensemble: each member's accuracy, the soft vote (all metrics), the hard
+    vote's accuracy, and how often the members agree."""
+    from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
+
+    member_probabilities = ensemble.member_probabilities(x)
+    return {
+        "n": int(len(y)),
+        "members": {
+            name: float(np.mean(p.argmax(axis=1) == y))
+            for name, p in zip(ensemble.names, member_probabilities, strict=True)
+        },
+        "weights": [float(w) for w in ensemble.weights],
+        "soft": compute_metrics(
+            soft_vote(member_probabilities, ensemble.weights), y, ensemble.class_names
+        ),
+        "hard_accuracy": float(np.mean(hard_vote(member_probabilities, ensemble.weights) == y)),
+        "agreement": agreement(member_probabilities),
+    }
+
+
 def per_class_table(metrics: dict[str, Any]) -> str:
     """A markdown table: precision, recall, F1 and support per class, then the macro average."""
     lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]

@@ -130,3 +130,86 @@ def render_model_card(
     return ModelCard.from_template(
         card_data(config, metrics, title), template_path=str(TEMPLATE_PATH), **kwargs
     )
+
+
+ENSEMBLE_TEMPLATE = """---
+{{ card_data }}
+---
+
+# CIFAR-10 ensemble
+
+An ensemble of `cifar_cnn` models. It holds no weights: each member is loaded from its own folder
+or Hub repo, and their predictions are combined by {{ voting }} voting.
+
+```python
+from cifar_cnn.ensemble import CifarEnsemble
+
+ensemble = CifarEnsemble.from_pretrained("{{ load_id }}")
+ensemble.predict("cat.jpg")      # soft vote: weighted mean of the members' probabilities
+ensemble.hard_vote(["cat.jpg"])  # weighted majority of the members' top classes
+```
+
+## Members
+
+| member | source | weight |
+|---|---|---:|
+{% for m in members %}| {{ m.name }} | `{{ m.source }}` | {{ "%.4f"|format(m.weight) }} |
+{% endfor %}
+
+Soft voting averages the members' probabilities with these weights. Hard voting gives each
+member's top class its weight; a tie goes to {{ tie_break }}.
+{% if metrics %}
+## Results on the CIFAR-10 test set
+
+{{ results_table }}
+
+All members agree on {{ all_agree }} of the test images.
+{% endif %}
+"""
+
+
+def render_ensemble_card(
+    config: dict[str, Any], metrics: dict[str, Any] | None, repo_id: str | None = None
+) -> ModelCard:
+    """The card of an ensemble folder: members, voting rule and, once evaluated, its results."""
+    kwargs: dict[str, Any] = {
+        "voting": config["voting"],
+        "tie_break": config["tie_break"],
+        "members": config["members"],
+        "load_id": repo_id or "path/to/ensemble",
+        "metrics": metrics,
+    }
+    if metrics:
+        rows = ["| predictor | test accuracy |", "|---|---:|"]
+        rows += [f"| {name} | {_percent(acc)} |" for name, acc in metrics["members"].items()]
+        rows.append(f"| **soft vote** | **{_percent(metrics['soft']['accuracy'])}** |")
+        rows.append(f"| hard vote | {_percent(metrics['hard_accuracy'])} |")
+        kwargs.update(
+            results_table="\n".join(rows),
+            all_agree=_percent(metrics["agreement"]["all_agree"]),
+        )
+    results = (
+        [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type="cifar10",
+                dataset_name="CIFAR-10",
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_name="accuracy (soft vote)",
+                metric_value=round(metrics["soft"]["accuracy"], 4),
+            )
+        ]
+        if metrics
+        else None
+    )
+    data = ModelCardData(
+        model_name="CIFAR-10 ensemble",
+        library_name="keras",
+        license="mit",
+        pipeline_tag="image-classification",
+        datasets=["cifar10"],
+        tags=["cifar10", "image-classification", "cifar_cnn", "ensemble"],
+        eval_results=results,
+    )
+    return ModelCard.from_template(data, template_str=ENSEMBLE_TEMPLATE, **kwargs)
