@@ -166,3 +166,42 @@ def _normalise(heatmap: np.ndarray) -> np.ndarray:
     heatmap = np.maximum(heatmap, 0)
     peak = heatmap.max()
     return (heatmap / peak if peak > 0 else heatmap).astype(np.float32)
+
+
+def occlusion_check(
+    model: keras.Model,
+    images: np.ndarray,
+    fraction: float = 0.2,
+    layer: str | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """A faithfulness check: grey out the `fraction` of pixels the Grad-CAM ranks highest, or the
+    same number of random pixels, and measure the drop in the predicted class's probability.
+
+    A CAM that points at the evidence makes the first drop larger than the second. Returns the
+    mean drops over `images` (uint8, N x 32 x 32 x 3).
+    """
+    cam = GradCam(model, layer)
+    results = cam.explain(images)
+    classes = np.array([r.class_index for r in results])
+    before = np.array([r.probabilities[r.class_index] for r in results])
+    grey = np.array([125, 123, 114], np.uint8)  # the CIFAR-10 mean colour
+    rng = np.random.default_rng(seed)
+    pixels = images.shape[1] * images.shape[2]
+    count = int(round(fraction * pixels))
+    by_cam, at_random = images.copy(), images.copy()
+    for i, result in enumerate(results):
+        top = np.argsort(result.heatmap.ravel())[::-1][:count]
+        by_cam[i].reshape(pixels, 3)[top] = grey
+        at_random[i].reshape(pixels, 3)[rng.choice(pixels, count, replace=False)] = grey
+
+    def probability_of_class(batch):
+        probabilities = keras.ops.convert_to_numpy(model(batch, training=False))
+        return probabilities[np.arange(len(batch)), classes]
+
+    return {
+        "cam_drop": float(np.mean(before - probability_of_class(by_cam))),
+        "random_drop": float(np.mean(before - probability_of_class(at_random))),
+        "fraction": fraction,
+        "images": len(images),
+    }
