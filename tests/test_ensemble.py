@@ -75,3 +75,25 @@ def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tm
 def test_loading_refuses_a_model_folder_as_an_ensemble(trained_seed_cnn):
     with pytest.raises(ValueError, match="not an ensemble config"):
         CifarEnsemble.from_pretrained(trained_seed_cnn)
+
+
+def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn, tmp_path):
+    import subprocess
+    import sys
+
+    for name in ("a", "b"):
+        shutil.copytree(trained_seed_cnn, tmp_path / "models" / name)
+    run = subprocess.run(
+        [sys.executable, "-c", "from training.cli import ensemble_main; ensemble_main()",
+         str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b"),
+         "--output", str(tmp_path / "models" / "ensemble"), "--data", "data/cifar10_slice.npz"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "soft vote" in run.stdout and "all members agree on 100.0% of 500 images" in run.stdout
+    config = json.loads((tmp_path / "models" / "ensemble" / "config.json").read_text())
+    val_accuracy = json.loads((trained_seed_cnn / "config.json").read_text())["training"][
+        "best_val_accuracy"
+    ]
+    assert [m["source"] for m in config["members"]] == ["../a", "../b"]
+    assert [m["weight"] for m in config["members"]] == pytest.approx([val_accuracy] * 2)

@@ -4,6 +4,7 @@
     cifar-train --model seed_cnn --data data/cifar10_slice.npz --epochs 1 --output /tmp/seed
     cifar-train --model seed_cnn --folds 5 --epochs 10
     cifar-evaluate models/resnet_fast
+    cifar-ensemble models/resnet_fast models/mobilenet_transfer models/seed_cnn
 
 Every recipe field (see training/recipes.py) is a flag: `--epochs`, `--batch-size`, ...
 Rerunning an interrupted `cifar-train` with the same `--run-dir` resumes it.
@@ -139,6 +140,30 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     if output is None:
         sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
     evaluate_and_report(classifier, data, output, batch_size=args.batch_size, errors=args.errors)
+
+
+def build_ensemble_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar-ensemble",
+        description="Combine saved models into an ensemble folder, weighted by validation "
+        "accuracy, and evaluate it on the test set.",
+    )
+    parser.add_argument("members", nargs="+", type=Path, help="member model folders")
+    parser.add_argument("--output", type=Path, default=Path("models/ensemble"))
+    parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
+    parser.add_argument("--equal-weights", action="store_true", help="weight members equally")
+    return parser
+
+
+def ensemble_main(argv: list[str] | None = None) -> None:
+    args = build_ensemble_parser().parse_args(argv)
+    from training.publish import build_ensemble
+
+    try:
+        data = load_cifar10(args.data)
+        build_ensemble(args.members, args.output, data, equal_weights=args.equal_weights)
+    except (DataError, ValueError, OSError) as error:
+        sys.exit(f"cifar-ensemble: error: {error}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,14 @@ from pathlib import Path
 from cifar_cnn.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
 from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.errors import plot_error_gallery
-from cifar_cnn.evaluation import evaluate_probabilities, per_class_table, predict_with_flips
+from cifar_cnn.evaluation import (
+    evaluate_ensemble,
+    evaluate_probabilities,
+    per_class_table,
+    predict_with_flips,
+)
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.plots import (
     plot_confusion_matrix,
@@ -158,3 +164,32 @@ def evaluate_and_report(
     classifier.write_model_card(output)
     print(f"Wrote {output / METRICS_FILE}, plots and README.md")
     return report
+
+
+def build_ensemble(
+    member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
+) -> CifarEnsemble:
+    """An ensemble folder referencing `member_folders` (by relative path), each weighted by its
+    validation accuracy unless `equal_weights`; evaluated on the test set and printed."""
+    members = [CifarClassifier.from_pretrained(folder) for folder in member_folders]
+    weights = None
+    if not equal_weights:
+        weights = [m.config.get("training", {}).get("best_val_accuracy") for m in members]
+        if any(w is None for w in weights):
+            raise ValueError("a member has no validation accuracy; use --equal-weights")
+    ensemble = CifarEnsemble(members, weights=weights)
+    ensemble.metrics = evaluate_ensemble(ensemble, data.x_test, data.y_test)
+    output.mkdir(parents=True, exist_ok=True)
+    sources = [
+        os.path.relpath(Path(folder).resolve(), output.resolve()) for folder in member_folders
+    ]
+    ensemble.save_pretrained(output, sources=sources)
+    metrics = ensemble.metrics
+    for name, accuracy in metrics["members"].items():
+        print(f"{name}: {accuracy:.4f}")
+    print(
+        f"soft vote {metrics['soft']['accuracy']:.4f}, hard vote {metrics['hard_accuracy']:.4f}, "
+        f"all members agree on {metrics['agreement']['all_agree']:.1%} of {metrics['n']} images"
+    )
+    print(f"Wrote {output}")
+    return ensemble
