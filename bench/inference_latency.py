@@ -1,11 +1,11 @@
-"""Latency of classifying one image: `CifarClassifier.predict` (a cached tf.function) against
-Keras's `model.predict`, for each shipped model.
+"""Latency of classifying one image, `CifarClassifier.predict` (a cached tf.function) against
+Keras's `model.predict`, and batch throughput, for each shipped model.
 
     python bench/inference_latency.py                # models/* folders
     python bench/inference_latency.py --repeats 200 models/resnet_fast
 
 Reports the median and 95th percentile over `--repeats` calls on one real 32x32 test image, after
-a warm-up call.
+a warm-up call, and images/s for `predict` on the 500 shipped test images in batches of 250.
 """
 
 import argparse
@@ -36,14 +36,22 @@ def main() -> None:
     args = parser.parse_args()
     folders = args.models or sorted(str(p.parent) for p in Path("models").glob("*/model.keras"))
     image = load_slice().x_test[:1]
-    print("| model | CifarClassifier.predict, ms (median, p95) | model.predict, ms (median, p95) |")
-    print("|---|---:|---:|")
+    batch = load_slice().x_test
+    print(
+        "| model | CifarClassifier.predict, ms (median, p95) | model.predict, ms (median, p95) "
+        "| batch images/s |"
+    )
+    print("|---|---:|---:|---:|")
     for folder in folders:
         classifier = CifarClassifier.from_pretrained(folder)
         fast = timings(lambda c=classifier: c.predict(image), args.repeats)
         slow = timings(lambda c=classifier: c.model.predict(image, verbose=0), args.repeats)
+        batch_ms = timings(lambda c=classifier: c.predict(batch, batch_size=250), 5)[0]
         name = classifier.config["architecture"]
-        print(f"| {name} | {fast[0]:.1f} / {fast[1]:.1f} | {slow[0]:.1f} / {slow[1]:.1f} |")
+        print(
+            f"| {name} | {fast[0]:.1f}, {fast[1]:.1f} | {slow[0]:.1f}, {slow[1]:.1f} "
+            f"| {len(batch) / (batch_ms / 1000):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""Training throughput per architecture, with TensorFlow's oneDNN kernels off and on.
+"""Training throughput per architecture: the project's setup against a plain `model.fit` baseline.
 
-    python bench/training_throughput.py                 # all architectures, both settings
-    python bench/training_throughput.py --steps 10 --models resnet_fast
+    python bench/training_throughput.py                  # all architectures
+    python bench/training_throughput.py --steps 12 --models resnet_fast
 
-Each (architecture, setting) runs in a fresh process, because TF_ENABLE_ONEDNN_OPTS is read
-when TensorFlow is imported. It trains on real images from the shipped slice with the model's
-recipe (batch size, optimizer, augmentation), skips the first steps (graph tracing) and reports
-the median images/s over the timed steps. Compare the two settings as a ratio measured in one
-run: absolute figures move with whatever else the machine is doing.
+Three settings per architecture, each in a fresh process (TF_ENABLE_ONEDNN_OPTS is read when
+TensorFlow is imported), all with the model's recipe (batch size, optimizer, loss):
+
+- baseline: plain `model.fit` on numpy arrays, no augmentation, TensorFlow's default on this CPU
+  (oneDNN off);
+- pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch), oneDNN off;
+- project: the same pipeline with oneDNN on, as `cifar-train` runs.
+
+Each trains `--steps` batches of real images (the shipped slice, repeated) after a warm-up fit
+that traces the graph, and reports images/s. Compare settings as ratios within one run: absolute
+figures move with whatever else the machine is doing.
 """
 
 import argparse
@@ -18,10 +24,12 @@ import sys
 import time
 
 ARCHITECTURES = ("seed_cnn", "resnet_fast", "mobilenet_transfer")
+SETTINGS = {"baseline": "0", "pipeline": "0", "project": "1"}  # setting -> TF_ENABLE_ONEDNN_OPTS
 
 
-def measure(model_name: str, steps: int, warmup: int) -> dict:
-    """Runs inside the child process."""
+def measure(model_name: str, setting: str, steps: int) -> float:
+    """Runs inside the child process; returns images/s."""
+    import keras
     import numpy as np
 
     import cifar_cnn  # noqa: F401
@@ -31,52 +39,51 @@ def measure(model_name: str, steps: int, warmup: int) -> dict:
 
     recipe = get_recipe(model_name)
     data = load_slice()
+    warmup = 2
     repeats = int(np.ceil(recipe.batch_size * (steps + warmup) / len(data.x_train)))
-    x = np.concatenate([data.x_train] * repeats)
-    y = np.concatenate([data.y_train] * repeats)
+    x = np.concatenate([data.x_train] * repeats)[: recipe.batch_size * (steps + warmup)]
+    y = np.concatenate([data.y_train] * repeats)[: len(x)]
     model = build_for_recipe(recipe, data.x_train)
     compile_for_phase(model, recipe, steps_per_epoch=steps + warmup, phase="main")
-    batches = iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation, shuffle=True))
-    seconds = []
-    for step in range(steps + warmup):
-        images, labels = next(batches)
+    n_warm = recipe.batch_size * warmup
+    if setting == "baseline":
+        one_hot = keras.utils.to_categorical(y, 10)
+        model.fit(x[:n_warm], one_hot[:n_warm], batch_size=recipe.batch_size, verbose=0)
         started = time.perf_counter()
-        model.train_on_batch(images, labels)
-        if step >= warmup:
-            seconds.append(time.perf_counter() - started)
-    return {
-        "model": model_name,
-        "batch_size": recipe.batch_size,
-        "images_per_second": recipe.batch_size / float(np.median(seconds)),
-        "steps": steps,
-    }
+        model.fit(x[n_warm:], one_hot[n_warm:], batch_size=recipe.batch_size, verbose=0)
+    else:
+        pipeline = {"batch_size": recipe.batch_size, "augmentation": recipe.augmentation}
+        model.fit(make_dataset(x[:n_warm], y[:n_warm], shuffle=True, **pipeline), verbose=0)
+        train = make_dataset(x[n_warm:], y[n_warm:], shuffle=True, **pipeline)
+        started = time.perf_counter()
+        model.fit(train, verbose=0)
+    return (len(x) - n_warm) / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES))
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.steps, args.warmup)))
+        print(json.dumps(measure(args.child[0], args.child[1], args.steps)))
         return
 
-    print("| model | batch | oneDNN off (images/s) | oneDNN on (images/s) | on / off |")
+    print("| model | baseline `model.fit` (images/s) | pipeline, oneDNN off | project (oneDNN on) "
+          "| project / baseline |")  # fmt: skip
     print("|---|---:|---:|---:|---:|")
     for name in args.models:
-        results = {}
-        for flag in ("0", "1"):
-            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        speed = {}
+        for setting, onednn in SETTINGS.items():
+            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
             out = subprocess.run(
-                [sys.executable, __file__, "--child", name, "--steps", str(args.steps),
-                 "--warmup", str(args.warmup)],
+                [sys.executable, __file__, "--child", name, setting, "--steps", str(args.steps)],
                 env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
-            results[flag] = json.loads(out.stdout.strip().splitlines()[-1])
-        off, on = results["0"]["images_per_second"], results["1"]["images_per_second"]
-        print(f"| {name} | {results['1']['batch_size']} | {off:.0f} | {on:.0f} | {on / off:.2f} |")
+            speed[setting] = json.loads(out.stdout.strip().splitlines()[-1])
+        cells = " | ".join(f"{speed[s]:.0f}" for s in SETTINGS)
+        print(f"| {name} | {cells} | {speed['project'] / speed['baseline']:.2f} |")
 
 
 if __name__ == "__main__":
