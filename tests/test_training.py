@@ -111,6 +111,14 @@ def test_resume_restores_weights_and_optimizer_step(slice_data, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(weights, later, strict=True))
 
 
+def test_resuming_with_a_different_recipe_is_refused(slice_data, tmp_path):
+    small = Cifar10(slice_data.x_train[:100], slice_data.y_train[:100], slice_data.x_test,
+                    slice_data.y_test, "slice")  # fmt: skip
+    train(get_recipe("seed_cnn", epochs=1, batch_size=50), small, tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="different recipe \\(batch_size, learning_rate changed"):
+        train(get_recipe("seed_cnn", epochs=2, batch_size=25, learning_rate=0.1), small, tmp_path)
+
+
 def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_weights, tmp_path):
     small = Cifar10(
         slice_data.x_train[:128],

@@ -39,6 +39,7 @@ class TrainingState:
     best_epoch: int = 0
     checkpoint: str | None = None
     finished: bool = False
+    recipe: dict[str, Any] | None = None  # what the run was started with
 
     @classmethod
     def load(cls, run_dir: Path) -> TrainingState | None:

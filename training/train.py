@@ -6,6 +6,7 @@ finished epoch: same weights, same optimizer state and step counter, same histor
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -201,7 +202,13 @@ def train(
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
 
     model = build_for_recipe(recipe, x_train)
-    state = TrainingState.load(run_dir) or TrainingState()
+    state = TrainingState.load(run_dir) or TrainingState(recipe=_comparable(recipe))
+    if state.recipe is not None and state.recipe != _comparable(recipe):
+        changed = sorted(k for k, v in _comparable(recipe).items() if state.recipe.get(k) != v)
+        raise ValueError(
+            f"{run_dir} holds a run with a different recipe ({', '.join(changed)} changed); "
+            f"rerun with the same flags to resume, or choose another --run-dir"
+        )
     # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
     # state fits; the loop below recompiles when the next phase begins.
     compiled_phase = phase_of(recipe, max(0, state.epoch - 1))
@@ -247,6 +254,14 @@ def train(
         images_per_second=float(np.median(speeds)) if speeds else 0.0,
         train_seconds=float(sum(h["seconds"] for h in state.history)),
     )
+
+
+def _comparable(recipe: Recipe) -> dict:
+    """The recipe fields a resumed run must share with the original (more epochs are allowed)."""
+    fields = recipe.to_dict()
+    for extendable in ("epochs", "patience"):
+        fields.pop(extendable)
+    return json.loads(json.dumps(fields))  # as it reads back from state.json
 
 
 def cross_validate(recipe: Recipe, data: Cifar10, run_dir: str | os.PathLike, folds: int) -> dict:
