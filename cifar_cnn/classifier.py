@@ -25,7 +25,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from huggingface_hub import ModelHubMixin, snapshot_download
+from huggingface_hub import ModelHubMixin, constants, snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 import cifar_cnn.layers  # noqa: F401  (registers custom layers for loading)
 import cifar_cnn.schedules  # noqa: F401
@@ -152,10 +153,9 @@ class CifarClassifier(
         tmp = temporary_sibling(model_path)
         self._inference_model().save(tmp)
         os.replace(tmp, model_path)
-        config = dict(self.config)
-        config["model_sha256"] = _sha256(model_path)
-        config["versions"] = library_versions()
-        atomic_write_text(save_directory / CONFIG_FILE, json.dumps(config, indent=2))
+        self.config["model_sha256"] = _sha256(model_path)
+        self.config["versions"] = library_versions()
+        atomic_write_text(save_directory / CONFIG_FILE, json.dumps(self.config, indent=2))
         if self.source_dir is not None and self.source_dir.resolve() != save_directory.resolve():
             for pattern in ARTIFACT_PATTERNS:
                 for file in self.source_dir.glob(pattern):
@@ -202,7 +202,18 @@ class CifarClassifier(
         if "@" in name and not os.path.isdir(name):
             name, revision = name.split("@", 1)
             kwargs.setdefault("revision", revision)
-        return super().from_pretrained(name, **kwargs)
+        try:
+            return super().from_pretrained(name, **kwargs)
+        except LocalEntryNotFoundError:
+            reason = (
+                "HF_HUB_OFFLINE is set"
+                if constants.HF_HUB_OFFLINE
+                else "the Hub was not reachable or local_files_only was set"
+            )
+            raise ValueError(
+                f"{name}@{kwargs.get('revision') or 'main'}: not in the local cache and {reason}; "
+                f"download it once online, or pass a local folder"
+            ) from None
 
     @classmethod
     def _from_pretrained(

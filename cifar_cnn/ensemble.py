@@ -163,7 +163,10 @@ class CifarEnsemble:
         for member in config["members"]:
             source = member["source"]
             local = (folder / source).resolve()
-            members.append(CifarClassifier.from_pretrained(local if local.is_dir() else source))
+            if local.is_dir():
+                members.append(CifarClassifier.from_pretrained(local))
+            else:  # a Hub repo id, pinned with @revision: same cache, token and offline mode
+                members.append(CifarClassifier.from_pretrained(source, **hub_kwargs))
             sources.append(source)
         ensemble = cls(
             members,
