@@ -6,7 +6,8 @@ import pytest
 
 from cifar_cnn.architectures import build_model
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.gradcam import GradCam, default_layer, overlay_heatmap
+from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.gradcam import GradCam, default_layer, occlusion_check, overlay_heatmap
 from cifar_cnn.probing import spatial_layers
 
 
@@ -128,3 +129,10 @@ def test_grad_cam_peaks_on_the_patch_that_decides_the_class():
     accuracy = np.mean([r.class_index == r.probabilities.argmax() for r in results])
     assert accuracy > 0.95, "the toy model must first learn the task"
     assert hits / len(results) >= 0.9
+
+
+def test_occluding_what_the_flagship_looks_at_hurts_more_than_random_blobs(slice_data):
+    flagship = CifarClassifier.from_pretrained(REPO_ROOT / "models" / "resnet_fast")
+    result = occlusion_check(flagship.model, slice_data.x_test[:100], fraction=0.2)
+    assert result["images"] == 100
+    assert result["cam_drop"] > result["random_blob_drop"] + 0.05
