@@ -136,7 +136,7 @@ def resnet_fast(
     num_classes: int = NUM_CLASSES,
     widths: tuple[int, ...] = (64, 256, 256),
     whitening_images: np.ndarray | None = None,
-    bn_momentum: float = 0.4,
+    bn_momentum: float = 0.6,
     logit_scale: float = 1 / 9,
     dirac_init: bool = True,
 ) -> keras.Model:
@@ -151,6 +151,8 @@ def resnet_fast(
             suffice). Without them the filters start random; a loaded model carries its own.
         dirac_init: start each conv's first `in_channels` filters as the identity (airbench), so
             the fresh network passes its input through; it trains faster.
+        bn_momentum: Keras semantics (the weight of the old running statistics): 0.6, which is
+            airbench's PyTorch momentum of 0.4.
     """
     inputs = _image_input()
     x = _standardize(inputs)

@@ -121,11 +121,6 @@ def compile_for_phase(model: keras.Model, recipe: Recipe, steps_per_epoch: int, 
         optimizer = cls(schedule, **kwargs)
     else:
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose sgd, adam or adamw")
-    if recipe.weight_decay:
-        # Decay conv/dense kernels only, as is usual: not biases or BatchNorm parameters.
-        optimizer.exclude_from_weight_decay(
-            var_names=["bias", "beta", "gamma", "moving_mean", "moving_variance"]
-        )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
