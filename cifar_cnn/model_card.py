@@ -124,6 +124,7 @@ def render_model_card(
             software=", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items()),
             recipe_json=json.dumps(training["recipe"], indent=2),
             command=training["command"],
+            code_version=training.get("code_version", "not recorded"),
         )
     else:
         kwargs.update(val_accuracy="n/a", validation_fraction="n/a")

@@ -94,6 +94,9 @@ def train_main(argv: list[str] | None = None) -> None:
         print(f"{args.folds}-fold val_accuracy: {report['mean']:.4f} +/- {report['std']:.4f}")
         return
 
+    from training.publish import code_version, save_trained_model
+
+    code = code_version()
     started = time.time()
     result = train(recipe, data, run_dir)
     minutes = (time.time() - started) / 60
@@ -103,11 +106,11 @@ def train_main(argv: list[str] | None = None) -> None:
         f"{result.train_seconds / 60:.1f} min of epochs in all, {minutes:.1f} min in this run"
     )
 
-    from training.publish import save_trained_model
-
     output = args.output or Path("models") / recipe.model
     command = " ".join(["cifar-train", *(argv if argv is not None else sys.argv[1:])])
-    save_trained_model(result, recipe, data, output, command=command, evaluate=not args.no_evaluate)
+    save_trained_model(
+        result, recipe, data, output, command=command, evaluate=not args.no_evaluate, code=code
+    )
     print(f"Saved {output}")
 
 

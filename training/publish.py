@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from cifar_cnn.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
-from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.data import REPO_ROOT, Cifar10, split_validation
 from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.errors import plot_error_gallery
 from cifar_cnn.evaluation import (
@@ -47,6 +48,22 @@ def hardware_description() -> str:
     return text + (f", {len(gpus)} GPU(s)" if gpus else ", no GPU")
 
 
+def code_version() -> str:
+    """The git commit of this checkout ("+changes" when it has uncommitted edits), if known."""
+
+    def git(*args: str) -> str:
+        command = ["git", *args]
+        return subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def save_trained_model(
     result: TrainResult,
     recipe: Recipe,
@@ -55,8 +72,11 @@ def save_trained_model(
     *,
     command: str,
     evaluate: bool = True,
+    code: str | None = None,
 ) -> CifarClassifier:
-    """Save the trained model as a Hub-layout folder; evaluate it on the test set if asked."""
+    """Save the trained model as a Hub-layout folder; evaluate it on the test set if asked.
+
+    `code` is the git commit the training ran from (default: the checkout's commit now)."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     _, _, x_val, y_val = split_validation(
@@ -84,6 +104,7 @@ def save_trained_model(
                 "train_seconds": round(result.train_seconds, 1),
                 "images_per_second": result.images_per_second,
                 "hardware": hardware_description(),
+                "code_version": code or code_version(),
             },
         },
     )
