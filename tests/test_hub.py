@@ -393,3 +393,48 @@ def test_the_cli_reports_a_bad_folder_or_missing_member_repos_in_one_line(hub, f
         assert result.stderr.startswith("cifar-push: error: ") and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1  # no traceback
     assert "tester/ens" not in hub.repos  # nothing was created before the error
+
+
+def test_every_shipped_model_round_trips_through_the_hub_exactly(hub, tmp_path):
+    shipped = sorted(p.parent for p in (REPO_ROOT / "models").glob("*/model.keras"))
+    assert shipped, "no shipped models"
+    code = """
+        from training.push import push_model_folder
+
+        result = {}
+        for folder, repo in zip(P["folders"].split(","), P["repos"].split(",")):
+            push_model_folder(folder, repo)
+            hub = CifarClassifier.from_pretrained(repo, cache_dir=P["cache"])  # empty cache
+            local = CifarClassifier.from_pretrained(folder)
+            result[repo] = bool((hub.predict(IMAGES) == local.predict(IMAGES)).all())
+        report(identical=result)
+    """
+    repos = [f"tester/cifar10-{folder.name.replace('_', '-')}" for folder in shipped]
+    out = client(hub, tmp_path / "home", code, folders=",".join(map(str, shipped)),
+                 repos=",".join(repos), cache=tmp_path / "cache")  # fmt: skip
+    assert out["identical"] == {repo: True for repo in repos}
+
+
+def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):
+    import keras
+
+    from cifar_cnn.classifier import CifarClassifier
+
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    hidden = keras.layers.Lambda(lambda x: keras.ops.cast(x, "float32")[:, 0, 0, :1])(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(hidden)
+    CifarClassifier(
+        keras.Model(inputs, outputs), config={"architecture": "lambda"}
+    ).save_pretrained(tmp_path / "unsafe")
+    hub_api.create_repo("tester/unsafe")
+    hub_api.upload_folder(repo_id="tester/unsafe", folder_path=tmp_path / "unsafe")
+    code = """
+        try:
+            CifarClassifier.from_pretrained("tester/unsafe")
+            error = None
+        except ValueError as exception:
+            error = str(exception)
+        report(error=error)
+    """
+    error = client(hub, tmp_path / "home", code)["error"]
+    assert error is not None and "Lambda" in error and "safe_mode" in error
