@@ -8,7 +8,8 @@
 One resizing rule for every caller: the image is centre-cropped to a square (keeping its aspect
 ratio), then shrunk with area averaging (PIL's BOX filter, i.e. antialiased) or, if smaller than
 32 px, enlarged with bicubic interpolation. A 32x32 RGB uint8 image passes through unchanged.
-Transparent pixels are composited onto white; grayscale is repeated into RGB.
+Transparent pixels are composited onto white; grayscale is repeated into RGB; EXIF orientation
+is applied; an animated image contributes its first frame.
 
 Anything unusable raises `ValueError` with a message naming the problem.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cifar_cnn.data import IMAGE_SHAPE
 
@@ -148,7 +149,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
                     f"limit {MAX_PIXELS:,})"
                 )
             image.load()
-            return _to_rgb(image)
+            # Phone photos store their orientation in EXIF; show the picture upright.
+            return _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
         raise ValueError(f"{name}: not an image file (format not recognised)") from None
     except Image.DecompressionBombError as error:

@@ -59,6 +59,19 @@ def test_large_images_are_centre_cropped_and_area_resized():
     assert np.abs(result.astype(int) - 127).max() <= 1
 
 
+def test_exif_orientation_is_applied():
+    tall = np.zeros((64, 32, 3), np.uint8)
+    tall[:32] = 255  # white top half
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(tall).save(buffer, format="JPEG", exif=exif, quality=95)
+    shown = preprocessing.to_pil(buffer.getvalue())
+    assert shown.size == (64, 32)  # displayed landscape
+    array = np.asarray(shown)
+    assert array[:, 48:].mean() > 200 and array[:, :16].mean() < 50  # white half now on the right
+
+
 def test_small_images_are_enlarged():
     batch, _ = to_model_input(np.full((8, 8, 3), 90, np.uint8))
     assert batch.shape == (1, 32, 32, 3) and (batch == 90).all()

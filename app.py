@@ -1,0 +1,196 @@
+"""CIFAR-10 explorer: a Gradio app over the cifar_cnn models. UI wiring only; the logic lives in
+cifar_cnn.service and is tested there.
+
+    python app.py                                   # the shipped models in models/
+    python app.py --models models/resnet_fast,me/cifar10-seed@v2
+    CIFAR_MODELS=me/cifar10-resnet-fast python app.py
+
+API (gradio_client): /classify, /ensemble, /gradcam, /compare, /models; see README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+import gradio as gr
+
+from cifar_cnn import service  # importing cifar_cnn turns oneDNN on before TensorFlow loads
+from cifar_cnn.data import CLASS_NAMES, REPO_ROOT
+from cifar_cnn.gradcam import COLORMAPS, METHODS
+
+EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
+MAX_FILE_SIZE = "10mb"
+
+
+def user_errors(function):
+    """Show a bad upload or choice as a message in the UI (and a clear API error)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if any(arg is None for arg in args[:1]):
+            raise gr.Error("Please upload an image first.")
+        try:
+            return function(*args, **kwargs)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+    return wrapper
+
+
+def build_demo(served: service.ServedModels) -> gr.Blocks:
+    names = served.names
+    default = names[0] if names else None
+
+    @user_errors
+    def classify(image, model, top_k):
+        result = service.classify(served.get(model), image, int(top_k))
+        return result.top, result.view, result.notice
+
+    @user_errors
+    def ensemble(image):
+        vote = service.ensemble_vote(served, image)
+        return vote.rows, vote.soft, vote.summary
+
+    @user_errors
+    def gradcam(image, model, class_name, layer, method, opacity, colormap):
+        result = service.explain(
+            served.get(model),
+            image,
+            class_name=None if class_name in (None, "", "predicted") else class_name,
+            layer=layer or None,
+            method=method,
+            opacity=float(opacity),
+            colormap=colormap,
+        )
+        caption = (
+            f"Grad-CAM of **{result.explained_class}** ({100 * result.probability:.0f}%) at layer "
+            f"`{result.layer}`; the model predicts **{result.predicted_class}**."
+        )
+        return result.overlay, caption
+
+    @user_errors
+    def compare(image, models):
+        chosen = models or names
+        panels = []
+        for name in chosen:
+            result = service.explain(served.get(name), image)
+            caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
+            panels.append((result.overlay, caption))
+        return panels
+
+    def describe(model):
+        text, plots = service.model_card(served.get(model))
+        return text, plots
+
+    def layers_of(model):
+        from cifar_cnn.probing import spatial_layers
+
+        choices = spatial_layers(served.get(model).model)
+        return gr.Dropdown(choices=[""] + choices, value="")
+
+    with gr.Blocks(title="CIFAR-10 explorer") as demo:
+        gr.Markdown(
+            "# CIFAR-10 explorer\n"
+            "What do CPU-trained CIFAR-10 models see in your picture, and why? Upload any image: "
+            "it is centre-cropped and shrunk to the 32x32 pixels the models were trained on. "
+            "They know ten classes: " + ", ".join(CLASS_NAMES) + "."
+        )
+        if served.failures:
+            failed = "; ".join(f"`{src}`: {reason}" for src, reason in served.failures.items())
+            gr.Markdown(f"**Some models failed to load** and are not offered: {failed}")
+
+        with gr.Tab("Classify"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(type="filepath", label="Your image", height=300)
+                    model = gr.Dropdown(names, value=default, label="Model")
+                    top_k = gr.Slider(1, 10, value=5, step=1, label="Top classes shown")
+                    button = gr.Button("Classify", variant="primary")
+                with gr.Column():
+                    labels = gr.Label(label="Prediction")
+                    notice = gr.Markdown()
+                    view = gr.Image(label="What the model sees (32x32)", height=200)
+            gr.Examples(EXAMPLES, inputs=image)
+            button.click(classify, [image, model, top_k], [labels, view, notice],
+                         api_name="classify")  # fmt: skip
+
+        with gr.Tab("Ensemble"):
+            with gr.Row():
+                with gr.Column():
+                    e_image = gr.Image(type="filepath", label="Your image", height=300)
+                    e_button = gr.Button("Vote", variant="primary")
+                with gr.Column():
+                    e_soft = gr.Label(label="Soft vote (weighted mean of probabilities)")
+                    e_summary = gr.Markdown()
+            e_table = gr.Dataframe(
+                headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
+            )
+            gr.Examples(EXAMPLES, inputs=e_image)
+            e_button.click(ensemble, [e_image], [e_table, e_soft, e_summary], api_name="ensemble")
+
+        with gr.Tab("Grad-CAM"):
+            with gr.Row():
+                with gr.Column():
+                    g_image = gr.Image(type="filepath", label="Your image", height=300)
+                    g_model = gr.Dropdown(names, value=default, label="Model")
+                    g_class = gr.Dropdown(["predicted", *CLASS_NAMES], value="predicted",
+                                          label="Explain the class")  # fmt: skip
+                    g_layer = gr.Dropdown([""], value="", label="Layer (empty: the default)")
+                    g_method = gr.Radio(list(METHODS), value="gradcam", label="Method")
+                    g_opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heat opacity")
+                    g_colormap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colour map")
+                    g_button = gr.Button("Explain", variant="primary")
+                with gr.Column():
+                    g_overlay = gr.Image(label="Where the model looked", height=320)
+                    g_caption = gr.Markdown()
+            gr.Examples(EXAMPLES, inputs=g_image)
+            g_model.change(layers_of, [g_model], [g_layer], api_name=False)
+            g_button.click(
+                gradcam,
+                [g_image, g_model, g_class, g_layer, g_method, g_opacity, g_colormap],
+                [g_overlay, g_caption],
+                api_name="gradcam",
+            )
+
+        with gr.Tab("Compare"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    c_image = gr.Image(type="filepath", label="Your image", height=300)
+                    c_models = gr.CheckboxGroup(names, value=names, label="Models")
+                    c_button = gr.Button("Compare", variant="primary")
+                with gr.Column(scale=2):
+                    c_gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
+            gr.Examples(EXAMPLES, inputs=c_image)
+            c_button.click(compare, [c_image, c_models], [c_gallery], api_name="compare")
+
+        with gr.Tab("Models"):
+            m_model = gr.Dropdown(names, value=default, label="Model")
+            m_card = gr.Markdown()
+            m_plots = gr.Gallery(label="Plots", columns=2, height="auto")
+            m_model.change(describe, [m_model], [m_card, m_plots], api_name="models")
+            demo.load(describe, [m_model], [m_card, m_plots], api_name=False)
+
+    demo.queue(default_concurrency_limit=2)
+    return demo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the CIFAR-10 explorer.")
+    parser.add_argument("--models", help="comma-separated folders or Hub repo ids (@revision)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args()
+    served = service.load_models(service.model_sources(args.models))
+    for source, reason in served.failures.items():
+        print(f"Model {source} failed to load: {reason}")
+    print(f"Serving: {', '.join(served.names) or 'no models'}")
+    # show_error: a bad upload's reason reaches the visitor and API clients (our messages
+    # carry no secrets; tokens are never part of them).
+    build_demo(served).launch(
+        server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, show_error=True
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The logic behind the Gradio app: which models to serve, and the answer to each request.
+
+app.py holds only the UI and calls these functions; they are tested here, without a browser.
+
+>>> from cifar_cnn.service import load_models, classify
+>>> served = load_models()                      # $CIFAR_MODELS, else the shipped models/ folders
+>>> result = classify(served.get("resnet_fast"), "examples/test0001_ship.png")
+>>> result.top                                    # {'ship': 0.98, ...}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
+from cifar_cnn.gradcam import GradCam, overlay_heatmap
+from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
+
+MODELS_ENV = "CIFAR_MODELS"
+SHIPPED_MODELS = REPO_ROOT / "models"
+#: Below this top probability (after calibration) the app warns that the picture may not show
+#: one of the ten classes.
+LOW_CONFIDENCE = 0.5
+DISPLAY_SIZE = 256
+
+
+@dataclass
+class ServedModels:
+    """The classifiers being served, by display name, and the sources that failed to load."""
+
+    classifiers: dict[str, CifarClassifier] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # source -> reason
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.classifiers)
+
+    def get(self, name: str) -> CifarClassifier:
+        if name not in self.classifiers:
+            raise ValueError(f"unknown model {name!r}; loaded: {', '.join(self.names) or 'none'}")
+        return self.classifiers[name]
+
+
+def model_sources(setting: str | None = None) -> list[str]:
+    """Sources to serve: `setting` (comma-separated folders or Hub repo ids, each with optional
+    @revision), else $CIFAR_MODELS, else every shipped folder in models/ (flagship first)."""
+    setting = setting if setting is not None else os.environ.get(MODELS_ENV, "")
+    sources = [s.strip() for s in setting.split(",") if s.strip()]
+    if sources:
+        return sources
+    shipped = sorted(p.parent for p in SHIPPED_MODELS.glob("*/model.keras"))
+    shipped.sort(key=lambda p: p.name != "resnet_fast")
+    return [str(p) for p in shipped]
+
+
+def load_models(sources: list[str] | None = None) -> ServedModels:
+    """Load each source with `CifarClassifier.from_pretrained`; failures are kept with their
+    reason (and the rest still serve)."""
+    served = ServedModels()
+    for source in sources if sources is not None else model_sources():
+        name = Path(source).name if Path(source).is_dir() else source
+        try:
+            served.classifiers[name] = CifarClassifier.from_pretrained(source)
+        except Exception as error:  # noqa: BLE001 - any failure is reported, never fatal
+            served.failures[source] = f"{type(error).__name__}: {error}"
+    return served
+
+
+def model_view(image: ImageLike) -> tuple[Image.Image, np.ndarray]:
+    """The decoded picture (RGB) and the 32x32 uint8 view the models actually see."""
+    picture = to_pil(image)
+    return picture, resize_to_model(picture)
+
+
+def enlarge(view: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
+    """A 32x32 view enlarged with visible pixels (nearest neighbour), for display."""
+    return np.asarray(Image.fromarray(view).resize((size, size), Image.Resampling.NEAREST))
+
+
+@dataclass
+class Classification:
+    top: dict[str, float]  # class name -> calibrated probability, most likely first
+    view: np.ndarray  # the 32x32 input, enlarged for display
+    low_confidence: bool
+
+    @property
+    def label(self) -> str:
+        return next(iter(self.top))
+
+    @property
+    def notice(self) -> str:
+        if not self.low_confidence:
+            return ""
+        return (
+            f"Low confidence ({100 * next(iter(self.top.values())):.0f}%): this picture may not "
+            f"show one of the ten CIFAR-10 classes."
+        )
+
+
+def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = 5) -> Classification:
+    _, view = model_view(image)
+    probabilities = classifier.predict(view)
+    order = np.argsort(probabilities)[::-1][:top_k]
+    top = {classifier.class_names[i]: float(probabilities[i]) for i in order}
+    return Classification(top, enlarge(view), float(probabilities.max()) < LOW_CONFIDENCE)
+
+
+@dataclass
+class EnsembleVote:
+    rows: list[list[Any]]  # per model: name, label, confidence, then one probability per class
+    soft: dict[str, float]  # soft-vote probabilities, every class
+    hard_label: str
+    all_agree: bool
+    summary: str
+
+
+def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
+    """Every served model's vote, the soft (weighted mean) and hard (weighted majority) results.
+
+    Members are weighted by their validation accuracy where their config records it, else
+    equally; see cifar_cnn.ensemble for the rules and the tie-break."""
+    if not served.classifiers:
+        raise ValueError("no models are loaded")
+    _, view = model_view(image)
+    classifiers = list(served.classifiers.values())
+    names = classifiers[0].class_names
+    member_probabilities = np.stack([c.predict(view[None]) for c in classifiers])
+    recorded = [c.config.get("training", {}).get("best_val_accuracy") for c in classifiers]
+    weights = None if None in recorded else np.array(recorded)
+    soft = soft_vote(member_probabilities, weights)[0]
+    hard = int(hard_vote(member_probabilities, weights)[0])
+    rows = [
+        [name, names[int(p[0].argmax())], round(float(p[0].max()), 4)]
+        + [round(float(v), 4) for v in p[0]]
+        for name, p in zip(served.names, member_probabilities, strict=True)
+    ]
+    agree = agreement(member_probabilities)["all_agree"] == 1.0
+    votes = sum(row[1] == names[hard] for row in rows)
+    summary = (
+        f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
+        f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
+        + ("All models agree." if agree else "The models disagree.")
+    )
+    return EnsembleVote(
+        rows=rows,
+        soft={names[i]: float(soft[i]) for i in np.argsort(soft)[::-1]},
+        hard_label=names[hard],
+        all_agree=agree,
+        summary=summary,
+    )
+
+
+_CAMS: dict[tuple[int, str], GradCam] = {}
+
+
+def grad_cam(classifier: CifarClassifier, layer: str | None = None) -> GradCam:
+    """A cached GradCam per (model, layer): its compiled gradient function is reused."""
+    key = (id(classifier.model), layer or "")
+    if key not in _CAMS:
+        _CAMS[key] = GradCam(classifier.model, layer)
+    return _CAMS[key]
+
+
+@dataclass
+class Explanation:
+    overlay: np.ndarray  # RGB uint8, the square-cropped picture with the heat laid over it
+    explained_class: str
+    predicted_class: str
+    probability: float  # calibrated probability of the explained class
+    layer: str
+
+
+def explain(
+    classifier: CifarClassifier,
+    image: ImageLike,
+    class_name: str | None = None,
+    layer: str | None = None,
+    method: str = "gradcam",
+    opacity: float = 0.5,
+    colormap: str = "jet",
+) -> Explanation:
+    """Grad-CAM (or Grad-CAM++) of `class_name` (default: the prediction), laid over the picture
+    as the model sees it (centre square), at display size."""
+    picture, view = model_view(image)
+    names = list(classifier.class_names)
+    if class_name is not None and class_name not in names:
+        raise ValueError(f"unknown class {class_name!r}; choose one of {', '.join(names)}")
+    index = None if class_name is None else names.index(class_name)
+    result = grad_cam(classifier, layer).explain(view, class_index=index, method=method)
+    side = min(picture.size)
+    left, top = (picture.width - side) // 2, (picture.height - side) // 2
+    square = picture.crop((left, top, left + side, top + side))
+    shown = np.asarray(square.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS))
+    probabilities = classifier.predict(view)
+    return Explanation(
+        overlay=overlay_heatmap(shown, result.heatmap, opacity=opacity, colormap=colormap),
+        explained_class=names[result.class_index],
+        predicted_class=names[int(probabilities.argmax())],
+        probability=float(probabilities[result.class_index]),
+        layer=result.layer,
+    )
+
+
+PLOTS = {
+    "learning_curves.png": "Learning curves",
+    "confusion_matrix.png": "Confusion matrix (test set)",
+    "per_class.png": "Per-class precision, recall and F1 (test set)",
+    "reliability.png": "Reliability (calibration) on the test set",
+    "errors.png": "Most confident mistakes, with Grad-CAM",
+}
+
+
+def model_card(classifier: CifarClassifier) -> tuple[str, list[tuple[str, str]]]:
+    """The model's card (README.md) as markdown without its front matter and image lines, and
+    its plots as (path, caption) pairs, for display."""
+    folder = classifier.source_dir
+    readme = folder / "README.md" if folder else None
+    if readme is None or not readme.is_file():
+        return f"No model card for {classifier.config.get('architecture', 'this model')}.", []
+    text = readme.read_text()
+    if text.startswith("---"):
+        text = text.split("---", 2)[2]
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("!["))
+    plots = [(str(folder / name), caption) for name, caption in PLOTS.items()
+             if (folder / name).is_file()]  # fmt: skip
+    return text.strip(), plots

@@ -1,0 +1,73 @@
+"""cifar_cnn.service: the app's logic, tested without a browser."""
+
+import numpy as np
+import pytest
+
+from cifar_cnn import service
+from cifar_cnn.data import REPO_ROOT
+
+SHIP = REPO_ROOT / "examples" / "test0001_ship.png"
+FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
+
+
+@pytest.fixture(scope="module")
+def served(trained_seed_cnn):
+    return service.load_models([str(FLAGSHIP), str(trained_seed_cnn), "/nonexistent/model"])
+
+
+def test_default_sources_are_the_shipped_models_flagship_first(monkeypatch):
+    monkeypatch.delenv(service.MODELS_ENV, raising=False)
+    sources = service.model_sources()
+    assert sources[0] == str(FLAGSHIP)
+    monkeypatch.setenv(service.MODELS_ENV, "a/b@v2, models/x")
+    assert service.model_sources() == ["a/b@v2", "models/x"]
+    assert service.model_sources("c/d") == ["c/d"]
+
+
+def test_a_model_that_fails_to_load_is_reported_and_the_rest_serve(served):
+    assert served.names == ["resnet_fast", "model"]
+    assert "/nonexistent/model" in served.failures
+    with pytest.raises(ValueError, match="unknown model 'vgg'; loaded: resnet_fast, model"):
+        served.get("vgg")
+
+
+def test_classify_labels_the_shipped_ship_and_shows_the_32px_view(served):
+    result = service.classify(served.get("resnet_fast"), str(SHIP), top_k=3)
+    assert result.label == "ship" and len(result.top) == 3
+    assert list(result.top.values()) == sorted(result.top.values(), reverse=True)
+    assert result.view.shape == (256, 256, 3)
+    assert not result.low_confidence and result.notice == ""
+
+
+def test_low_confidence_is_flagged_for_a_picture_of_nothing(served):
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    result = service.classify(served.get("model"), flat)  # an untrained-ish model is unsure
+    assert result.low_confidence == (max(result.top.values()) < service.LOW_CONFIDENCE)
+    if result.low_confidence:
+        assert "may not show one of the ten" in result.notice
+
+
+def test_ensemble_vote_has_one_row_per_model(served):
+    vote = service.ensemble_vote(served, str(SHIP))
+    assert [row[0] for row in vote.rows] == ["resnet_fast", "model"]
+    assert all(len(row) == 3 + 10 for row in vote.rows)
+    assert sum(vote.soft.values()) == pytest.approx(1.0, abs=1e-4)
+    assert vote.hard_label in vote.soft and "Soft vote" in vote.summary
+
+
+def test_explain_lays_a_non_uniform_heat_over_the_picture(served):
+    result = service.explain(served.get("resnet_fast"), str(SHIP), opacity=0.6)
+    assert result.overlay.shape == (256, 256, 3) and result.overlay.dtype == np.uint8
+    assert result.predicted_class == "ship" and result.explained_class == "ship"
+    other = service.explain(served.get("resnet_fast"), str(SHIP), class_name="cat")
+    assert other.explained_class == "cat" and not np.array_equal(other.overlay, result.overlay)
+    assert result.overlay.std() > 10
+    with pytest.raises(ValueError, match="unknown class 'unicorn'"):
+        service.explain(served.get("resnet_fast"), str(SHIP), class_name="unicorn")
+
+
+def test_model_card_is_markdown_without_front_matter_with_plots(served):
+    text, plots = service.model_card(served.get("resnet_fast"))
+    assert text.startswith("# CIFAR-10 resnet_fast") and "model-index" not in text
+    assert "![" not in text
+    assert [caption for _, caption in plots][0] == "Learning curves"
