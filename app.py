@@ -5,13 +5,15 @@ cifar_cnn.service and is tested there.
     python app.py --models models/resnet_fast,me/cifar10-seed@v2
     CIFAR_MODELS=me/cifar10-resnet-fast python app.py
 
-API (gradio_client): /classify, /ensemble, /gradcam, /compare, /models; see README.
+API (gradio_client): /classify, /ensemble, /gradcam, /compare, /batch, /models; see README.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
@@ -43,9 +45,26 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
     default = names[0] if names else None
 
     @user_errors
-    def classify(image, model, top_k):
+    def classify(image, model, top_k, history):
         result = service.classify(served.get(model), image, int(top_k))
-        return result.top, result.view, result.notice
+        history = service.add_to_history(history, result.view, model, result)
+        return result.top, result.view, result.notice, history
+
+    def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
+        if not files:
+            raise gr.Error("Please add some images first.")
+        try:
+            rows = service.classify_batch(served, list(files), models or None, progress)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        path = service.write_csv(rows, Path(tempfile.mkdtemp()) / "predictions.csv")
+        return rows, str(path)
+
+    def show_history(history):
+        history = history or []
+        table = [[h[c] for c in service.HISTORY_COLUMNS] for h in history]
+        thumbnails = [(h["thumbnail"], f"{h['label']} ({h['model']})") for h in history]
+        return table, thumbnails
 
     @user_errors
     def ensemble(image):
@@ -100,6 +119,8 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             failed = "; ".join(f"`{src}`: {reason}" for src, reason in served.failures.items())
             gr.Markdown(f"**Some models failed to load** and are not offered: {failed}")
 
+        history = gr.State([])  # this browser session's predictions; nothing kept on the server
+
         with gr.Tab("Classify"):
             with gr.Row():
                 with gr.Column():
@@ -112,8 +133,12 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                     notice = gr.Markdown()
                     view = gr.Image(label="What the model sees (32x32)", height=200)
             gr.Examples(EXAMPLES, inputs=image)
-            button.click(classify, [image, model, top_k], [labels, view, notice],
-                         api_name="classify")  # fmt: skip
+            button.click(
+                classify,
+                [image, model, top_k, history],
+                [labels, view, notice, history],
+                api_name="classify",
+            )
 
         with gr.Tab("Ensemble"):
             with gr.Row():
@@ -163,6 +188,24 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                     c_gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
             gr.Examples(EXAMPLES, inputs=c_image)
             c_button.click(compare, [c_image, c_models], [c_gallery], api_name="compare")
+
+        with gr.Tab("Batch"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    b_files = gr.File(file_count="multiple", file_types=["image"],
+                                      label="Images")  # fmt: skip
+                    b_models = gr.CheckboxGroup(names, value=names[:1], label="Models")
+                    b_button = gr.Button("Classify all", variant="primary")
+                with gr.Column(scale=2):
+                    b_table = gr.Dataframe(headers=service.BATCH_COLUMNS, label="Predictions")
+                    b_csv = gr.File(label="Download as CSV")
+            b_button.click(batch, [b_files, b_models], [b_table, b_csv], api_name="batch")
+
+        with gr.Tab("History") as history_tab:
+            gr.Markdown("Your predictions in this browser session (kept only in this session).")
+            h_table = gr.Dataframe(headers=service.HISTORY_COLUMNS, label="History")
+            h_gallery = gr.Gallery(label="What the model saw", columns=8, height="auto")
+            history_tab.select(show_history, [history], [h_table, h_gallery], api_name=False)
 
         with gr.Tab("Models"):
             m_model = gr.Dropdown(names, value=default, label="Model")

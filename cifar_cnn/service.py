@@ -10,7 +10,10 @@ app.py holds only the UI and calls these functions; they are tested here, withou
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from PIL import Image
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
+from cifar_cnn.files import atomic_write_text
 from cifar_cnn.gradcam import GradCam, overlay_heatmap
 from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
 
@@ -232,3 +236,60 @@ def model_card(classifier: CifarClassifier) -> tuple[str, list[tuple[str, str]]]
     plots = [(str(folder / name), caption) for name, caption in PLOTS.items()
              if (folder / name).is_file()]  # fmt: skip
     return text.strip(), plots
+
+
+BATCH_COLUMNS = ["file", "model", "label", "confidence", "error"]
+
+
+def classify_batch(
+    served: ServedModels, files: list[str], models: list[str] | None = None, progress=None
+) -> list[list[Any]]:
+    """One row per (file, model): file name, model, label, confidence; a file that cannot be
+    read gets one row with the reason in `error` and the batch goes on."""
+    chosen = [served.get(name) for name in (models or served.names)]
+    names = models or served.names
+    rows = []
+    for index, file in enumerate(files):
+        if progress is not None:
+            progress(index / max(1, len(files)), desc=f"{Path(file).name}")
+        try:
+            _, view = model_view(file)
+        except ValueError as error:
+            rows.append([Path(file).name, "", "", None, str(error)])
+            continue
+        for name, classifier in zip(names, chosen, strict=True):
+            probabilities = classifier.predict(view)
+            best = int(probabilities.argmax())
+            rows.append(
+                [Path(file).name, name, classifier.class_names[best],
+                 round(float(probabilities[best]), 4), ""]
+            )  # fmt: skip
+    return rows
+
+
+def write_csv(rows: list[list[Any]], path: str | os.PathLike, columns=BATCH_COLUMNS) -> Path:
+    """The batch table as CSV (written under a temporary name, then renamed)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
+
+
+HISTORY_COLUMNS = ["time", "model", "label", "confidence"]
+HISTORY_LIMIT = 50
+
+
+def add_to_history(
+    history: list[dict[str, Any]] | None, view: np.ndarray, model: str, result: Classification
+) -> list[dict[str, Any]]:
+    """This browser session's predictions, newest first (kept in the session, never on disk)."""
+    entry = {
+        "time": time.strftime("%H:%M:%S"),
+        "model": model,
+        "label": result.label,
+        "confidence": round(next(iter(result.top.values())), 4),
+        "thumbnail": view,
+    }
+    return [entry, *(history or [])][:HISTORY_LIMIT]

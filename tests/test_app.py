@@ -68,3 +68,15 @@ def test_a_bad_upload_is_a_clear_error_and_the_server_keeps_serving(client, tmp_
         client.predict(handle_file(str(text)), "resnet_fast", 3, api_name="/classify")
     labels, _, _ = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
     assert labels["label"] == "ship"
+
+
+def test_batch_returns_a_table_and_a_csv(client, tmp_path):
+    table, csv = client.predict(
+        [handle_file(SHIP), handle_file(str(REPO_ROOT / "examples" / "test0000_cat.png"))],
+        ["resnet_fast"],
+        api_name="/batch",
+    )
+    assert [row[0] for row in table["data"]] == ["test0001_ship.png", "test0000_cat.png"]
+    assert table["data"][0][2] == "ship"
+    with open(csv) as file:
+        assert file.readline().strip() == "file,model,label,confidence,error"

@@ -71,3 +71,26 @@ def test_model_card_is_markdown_without_front_matter_with_plots(served):
     assert text.startswith("# CIFAR-10 resnet_fast") and "model-index" not in text
     assert "![" not in text
     assert [caption for _, caption in plots][0] == "Learning curves"
+
+
+def test_batch_classifies_every_file_with_every_model_and_reports_bad_files(served, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"")
+    rows = service.classify_batch(served, [str(SHIP), str(bad)], ["resnet_fast", "model"])
+    assert [r[:2] for r in rows[:2]] == [["test0001_ship.png", "resnet_fast"],
+                                          ["test0001_ship.png", "model"]]  # fmt: skip
+    assert rows[0][2] == "ship" and 0 < rows[0][3] <= 1
+    assert rows[2][0] == "broken.png" and "empty" in rows[2][4]
+    csv = service.write_csv(rows, tmp_path / "out.csv").read_text().splitlines()
+    assert csv[0] == "file,model,label,confidence,error" and len(csv) == 4
+
+
+def test_history_keeps_the_newest_predictions_first(served):
+    first = service.classify(served.get("resnet_fast"), str(SHIP))
+    history = service.add_to_history(None, first.view, "resnet_fast", first)
+    history = service.add_to_history(history, first.view, "model", first)
+    assert [h["model"] for h in history] == ["model", "resnet_fast"]
+    assert history[0]["label"] == "ship" and history[0]["thumbnail"].shape == (256, 256, 3)
+    for _ in range(service.HISTORY_LIMIT + 5):
+        history = service.add_to_history(history, first.view, "model", first)
+    assert len(history) == service.HISTORY_LIMIT
