@@ -40,24 +40,29 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
+def test_accuracy_result(name: str, accuracy: float) -> EvalResult:
+    """A model-index entry: accuracy on the CIFAR-10 test split, as the Hub displays it."""
+    return EvalResult(
+        task_type="image-classification",
+        task_name="Image Classification",
+        dataset_type="cifar10",
+        dataset_name="CIFAR-10",
+        dataset_split="test",
+        metric_type="accuracy",
+        metric_name=name,
+        metric_value=round(accuracy, 4),
+    )
+
+
 def card_data(
     config: dict[str, Any], metrics: dict[str, Any] | None, model_name: str
 ) -> ModelCardData:
     results = []
     if metrics:
-        for key, name in (("plain", "accuracy"), ("flip_tta", "accuracy with flip TTA")):
-            results.append(
-                EvalResult(
-                    task_type="image-classification",
-                    task_name="Image Classification",
-                    dataset_type="cifar10",
-                    dataset_name="CIFAR-10",
-                    dataset_split="test",
-                    metric_type="accuracy",
-                    metric_name=name,
-                    metric_value=round(metrics[key]["accuracy"], 4),
-                )
-            )
+        results = [
+            test_accuracy_result(name, metrics[key]["accuracy"])
+            for key, name in (("plain", "accuracy"), ("flip_tta", "accuracy with flip TTA"))
+        ]
     return ModelCardData(
         model_name=model_name,
         library_name="keras",
@@ -190,17 +195,7 @@ def render_ensemble_card(
             all_agree=_percent(metrics["agreement"]["all_agree"]),
         )
     results = (
-        [
-            EvalResult(
-                task_type="image-classification",
-                dataset_type="cifar10",
-                dataset_name="CIFAR-10",
-                dataset_split="test",
-                metric_type="accuracy",
-                metric_name="accuracy (soft vote)",
-                metric_value=round(metrics["soft"]["accuracy"], 4),
-            )
-        ]
+        [test_accuracy_result("accuracy (soft vote)", metrics["soft"]["accuracy"])]
         if metrics
         else None
     )

@@ -19,6 +19,11 @@ from training.recipes import RECIPES, get_recipe
 from training.train import cross_validate, train
 
 
+def first_images(data: Cifar10, n: int) -> Cifar10:
+    """The first `n` training images of the slice (and its test set): a fast training set."""
+    return Cifar10(data.x_train[:n], data.y_train[:n], data.x_test, data.y_test, "slice")
+
+
 def test_every_architecture_has_a_recipe_and_flags_override_it():
     assert set(RECIPES) == {"seed_cnn", "resnet_fast", "mobilenet_transfer"}
     args = build_train_parser().parse_args(
@@ -89,13 +94,7 @@ def checkpoint_contents(path) -> tuple[int, list[np.ndarray]]:
 
 
 def test_resume_restores_weights_and_optimizer_step(slice_data, tmp_path):
-    small = Cifar10(
-        slice_data.x_train[:300],
-        slice_data.y_train[:300],
-        slice_data.x_test,
-        slice_data.y_test,
-        "slice",
-    )
+    small = first_images(slice_data, 300)
     first = train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path, verbose=0)
     step, weights = checkpoint_contents(tmp_path / first.state.checkpoint / "model.weights.h5")
     assert step == 2 * 3  # two epochs of three steps (270 training images, batch 100)
@@ -112,21 +111,14 @@ def test_resume_restores_weights_and_optimizer_step(slice_data, tmp_path):
 
 
 def test_resuming_with_a_different_recipe_is_refused(slice_data, tmp_path):
-    small = Cifar10(slice_data.x_train[:100], slice_data.y_train[:100], slice_data.x_test,
-                    slice_data.y_test, "slice")  # fmt: skip
+    small = first_images(slice_data, 100)
     train(get_recipe("seed_cnn", epochs=1, batch_size=50), small, tmp_path, verbose=0)
     with pytest.raises(ValueError, match="different recipe \\(batch_size, learning_rate changed"):
         train(get_recipe("seed_cnn", epochs=2, batch_size=25, learning_rate=0.1), small, tmp_path)
 
 
 def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_weights, tmp_path):
-    small = Cifar10(
-        slice_data.x_train[:128],
-        slice_data.y_train[:128],
-        slice_data.x_test,
-        slice_data.y_test,
-        "slice",
-    )
+    small = first_images(slice_data, 128)
     recipe = get_recipe(
         "mobilenet_transfer", epochs=1, head_epochs=1, batch_size=64,
         model_options={"input_size": 32, "backbone_weights": str(mobilenet_weights)},
@@ -152,13 +144,7 @@ def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_we
 
 
 def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
-    small = Cifar10(
-        slice_data.x_train[:300],
-        slice_data.y_train[:300],
-        slice_data.x_test,
-        slice_data.y_test,
-        "slice",
-    )
+    small = first_images(slice_data, 300)
     report = cross_validate(get_recipe("seed_cnn", epochs=1, batch_size=100), small, tmp_path, 3)
     assert report["folds"] == 3 and len(report["val_accuracy"]) == 3
     assert report["mean"] == pytest.approx(np.mean(report["val_accuracy"]))
