@@ -438,3 +438,15 @@ def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):
     """
     error = client(hub, tmp_path / "home", code)["error"]
     assert error is not None and "Lambda" in error and "safe_mode" in error
+
+
+def test_the_app_serves_hub_repos_pinned_to_a_revision(hub, seed_repo, tmp_path):
+    code = """
+        from cifar_cnn.service import load_models
+
+        served = load_models(["tester/cifar10-seed@v1", "tester/no-such-model"])
+        report(names=served.names, failures=sorted(served.failures))
+    """
+    out = client(hub, tmp_path / "home", code)
+    assert out["names"] == ["tester/cifar10-seed@v1"]
+    assert out["failures"] == ["tester/no-such-model"]
