@@ -63,7 +63,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
     def show_history(history):
         history = history or []
         table = [[h[c] for c in service.HISTORY_COLUMNS] for h in history]
-        thumbnails = [(h["thumbnail"], f"{h['label']} ({h['model']})") for h in history]
+        thumbnails = [
+            (service.enlarge(h["thumbnail"], 96), f"{h['label']} ({h['model']})") for h in history
+        ]
         return table, thumbnails
 
     @user_errors

@@ -90,7 +90,9 @@ def test_history_keeps_the_newest_predictions_first(served):
     history = service.add_to_history(None, first.view, "resnet_fast", first)
     history = service.add_to_history(history, first.view, "model", first)
     assert [h["model"] for h in history] == ["model", "resnet_fast"]
-    assert history[0]["label"] == "ship" and history[0]["thumbnail"].shape == (256, 256, 3)
+    assert history[0]["label"] == "ship" and history[0]["thumbnail"].shape == (32, 32, 3)
+    _, view = service.model_view(str(SHIP))
+    np.testing.assert_array_equal(history[0]["thumbnail"], view)  # exactly what the model saw
     for _ in range(service.HISTORY_LIMIT + 5):
         history = service.add_to_history(history, first.view, "model", first)
     assert len(history) == service.HISTORY_LIMIT
