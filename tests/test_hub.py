@@ -5,7 +5,7 @@
 The client reads `HF_ENDPOINT` when `huggingface_hub` is imported, and this process has imported
 it already (conftest imports the project), so every step that relies on the default endpoint (the
 push functions, `from_pretrained`, the CLI) runs in a subprocess with `HF_ENDPOINT`, its own
-`HF_HOME` and a dummy `HF_TOKEN`. Checks of what reached the Hub use `HfApi(endpoint=hub.url)`.
+`HF_HOME` and a test `HF_TOKEN`. Checks of what reached the Hub use `HfApi(endpoint=hub.url)`.
 """
 
 import json
@@ -23,7 +23,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from cifar_cnn.data import REPO_ROOT
 
-TOKEN = "hf_dummy_token_for_the_test_hub"
+TOKEN = "hf_token_for_the_local_test_hub"
 CLIENT_PRELUDE = """
 import json, sys
 import numpy as np
