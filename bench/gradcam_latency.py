@@ -9,14 +9,14 @@ traces and compiles the gradient function; it is cached per model and layer).
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
+from cifar_cnn import service
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import load_slice
-from cifar_cnn.gradcam import GradCam
+from cifar_cnn.gradcam import grad_cam_for
 
 
 def main() -> None:
@@ -24,13 +24,13 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="model folders (default: models/*)")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    folders = args.models or sorted(str(p.parent) for p in Path("models").glob("*/model.keras"))
+    folders = args.models or service.model_sources("")  # default: the shipped models
     images = load_slice().x_test
     print("| model | layer | Grad-CAM, ms (median, p95) | Grad-CAM++, ms (median, p95) |")
     print("|---|---|---:|---:|")
     for folder in folders:
         classifier = CifarClassifier.from_pretrained(folder)
-        cam = GradCam(classifier.model)
+        cam = grad_cam_for(classifier.model)
         cells = []
         for method in ("gradcam", "gradcam++"):
             cam.explain(images[0], method=method)  # first call: tracing

@@ -10,11 +10,11 @@ a warm-up call, and images/s for `predict` on the 500 shipped test images in bat
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
+from cifar_cnn import service
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import load_slice
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="model folders (default: models/*)")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    folders = args.models or sorted(str(p.parent) for p in Path("models").glob("*/model.keras"))
+    folders = args.models or service.model_sources("")  # default: the shipped models
     image = load_slice().x_test[:1]
     batch = load_slice().x_test
     print(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_cnn.gradcam import GradCam, overlay_heatmap
+from cifar_cnn.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.plots import plt, save_figure
 
 
@@ -42,7 +42,7 @@ def plot_error_gallery(
     if len(indices) == 0:
         raise ValueError("no mistakes to show: every prediction is correct")
     names = classifier.class_names
-    cams = GradCam(classifier.model).explain(images[indices])
+    cams = grad_cam_for(classifier.model).explain(images[indices])
     rows = int(np.ceil(len(indices) / columns))
     fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.2 * columns * 2, 2.5 * rows))
     axes = np.atleast_2d(axes)

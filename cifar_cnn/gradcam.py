@@ -9,13 +9,15 @@
 Works on functional, Sequential and nested models (a transfer model's backbone is a model inside
 the model): the forward pass is replayed layer by layer with the chosen layer's activations
 exposed, so no "graph disconnected" error can arise. Scores are taken before the softmax. One
-compiled gradient function is cached per (model, layer), so repeat calls are fast.
+compiled gradient function is cached per (model, layer) by `grad_cam_for`, so repeat calls
+are fast.
 
 Selvaraju et al., "Grad-CAM", ICCV 2017; Chattopadhay et al., "Grad-CAM++", WACV 2018.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import cv2
@@ -144,7 +146,16 @@ def overlay_heatmap(
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-_FORWARD_CACHE: dict[tuple[int, str], object] = {}
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {layer: GradCam}
+
+
+def grad_cam_for(model: keras.Model, layer: str | None = None) -> GradCam:
+    """The GradCam of (model, layer), built once: its compiled gradient function is reused by
+    every later call, and forgotten with the model."""
+    by_layer = _CACHE.setdefault(model, {})
+    if layer not in by_layer:
+        by_layer[layer] = GradCam(model, layer)
+    return by_layer[layer]
 
 
 def _combine(features, gradients, score, method: str) -> np.ndarray:
@@ -184,8 +195,7 @@ def occlusion_check(
     pixels are a different kind of damage (noise over the whole image) and are reported for
     completeness. Returns mean drops over `images` (uint8, N x 32 x 32 x 3).
     """
-    cam = GradCam(model, layer)
-    results = cam.explain(images)
+    results = grad_cam_for(model, layer).explain(images)
     classes = np.array([r.class_index for r in results])
     before = np.array([r.probabilities[r.class_index] for r in results])
     grey = np.array([125, 123, 114], np.uint8)  # the CIFAR-10 mean colour

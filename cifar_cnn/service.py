@@ -25,7 +25,7 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
 from cifar_cnn.files import atomic_write_text
-from cifar_cnn.gradcam import GradCam, overlay_heatmap
+from cifar_cnn.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
 
 MODELS_ENV = "CIFAR_MODELS"
@@ -162,17 +162,6 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
     )
 
 
-_CAMS: dict[tuple[int, str], GradCam] = {}
-
-
-def grad_cam(classifier: CifarClassifier, layer: str | None = None) -> GradCam:
-    """A cached GradCam per (model, layer): its compiled gradient function is reused."""
-    key = (id(classifier.model), layer or "")
-    if key not in _CAMS:
-        _CAMS[key] = GradCam(classifier.model, layer)
-    return _CAMS[key]
-
-
 @dataclass
 class Explanation:
     overlay: np.ndarray  # RGB uint8, the square-cropped picture with the heat laid over it
@@ -198,7 +187,7 @@ def explain(
     if class_name is not None and class_name not in names:
         raise ValueError(f"unknown class {class_name!r}; choose one of {', '.join(names)}")
     index = None if class_name is None else names.index(class_name)
-    result = grad_cam(classifier, layer).explain(view, class_index=index, method=method)
+    result = grad_cam_for(classifier.model, layer).explain(view, class_index=index, method=method)
     side = min(picture.size)
     left, top = (picture.width - side) // 2, (picture.height - side) // 2
     square = picture.crop((left, top, left + side, top + side))

@@ -136,3 +136,12 @@ def test_occluding_what_the_flagship_looks_at_hurts_more_than_random_blobs(slice
     result = occlusion_check(flagship.model, slice_data.x_test[:100], fraction=0.2)
     assert result["images"] == 100
     assert result["cam_drop"] > result["random_blob_drop"] + 0.05
+
+
+def test_grad_cam_for_reuses_one_compiled_explainer_per_model_and_layer(models):
+    from cifar_cnn.gradcam import grad_cam_for
+
+    model = models["seed_cnn"]
+    assert grad_cam_for(model) is grad_cam_for(model)
+    assert grad_cam_for(model, "block2_conv2") is not grad_cam_for(model)
+    assert grad_cam_for(model, "block2_conv2").layer == "block2_conv2"
