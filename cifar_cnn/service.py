@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cifar_cnn.calibration import apply_temperature
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
@@ -192,7 +193,9 @@ def explain(
     left, top = (picture.width - side) // 2, (picture.height - side) // 2
     square = picture.crop((left, top, left + side, top + side))
     shown = np.asarray(square.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS))
-    probabilities = classifier.predict(view)
+    probabilities = result.probabilities  # the CAM's forward pass: no second prediction
+    if classifier.temperature is not None:
+        probabilities = apply_temperature(probabilities, classifier.temperature)
     return Explanation(
         overlay=overlay_heatmap(shown, result.heatmap, opacity=opacity, colormap=colormap),
         explained_class=names[result.class_index],
