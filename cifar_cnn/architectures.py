@@ -93,7 +93,10 @@ def seed_cnn(
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.BatchNormalization(name="dense_bn")(x)
     x = keras.layers.Dropout(0.5, name="dense_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    # float32 so the softmax stays exact under a mixed-precision policy.
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 

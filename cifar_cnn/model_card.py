@@ -126,6 +126,7 @@ def render_model_card(
             train_minutes=f"{training['train_seconds'] / 60:.1f}",
             images_per_second=f"{training['images_per_second']:.0f}",
             hardware=training["hardware"],
+            precision=training.get("precision", "float32"),
             software=", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items()),
             recipe_json=json.dumps(training["recipe"], indent=2),
             command=training["command"],

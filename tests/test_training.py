@@ -154,3 +154,25 @@ def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
 
 def test_onednn_is_on_by_default_in_entry_points():
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slice_data, tmp_path):
+    small = first_images(slice_data, 200)
+    result = train(
+        get_recipe("seed_cnn", epochs=1, batch_size=100, mixed_precision="bf16"),
+        small,
+        tmp_path,
+        verbose=0,
+    )
+    assert result.precision == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    trained = keras.models.clone_model(result.model)
+    trained.load_weights(tmp_path / "best.weights.h5")
+    for saved, returned in zip(trained.get_weights(), result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, returned)
+
+
+def test_unknown_mixed_precision_is_refused(slice_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown mixed precision 'int8'"):
+        train(get_recipe("seed_cnn", epochs=1, mixed_precision="int8"), slice_data, tmp_path)

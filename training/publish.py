@@ -103,6 +103,7 @@ def save_trained_model(
                 "best_val_accuracy": result.val_accuracy,
                 "train_seconds": round(result.train_seconds, 1),
                 "images_per_second": result.images_per_second,
+                "precision": result.precision,
                 "hardware": hardware_description(),
                 "code_version": code or code_version(),
             },

@@ -40,13 +40,38 @@ class TrainResult:
     val_accuracy: float  # of the weights returned (the best epoch)
     images_per_second: float  # median over epochs
     train_seconds: float
+    precision: str = "float32"  # the Keras dtype policy the model trained under
+
+
+PRECISION_POLICIES = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (Intel AMX or AVX512_BF16), per /proc/cpuinfo.
+
+    Without it TensorFlow emulates bfloat16, which is slower than float32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def set_mixed_precision(mode: str) -> str:
-    """Apply a mixed-precision policy; "auto" picks float16 on a GPU and float32 on a CPU."""
+    """Apply a mixed-precision policy and return its name.
+
+    "auto" picks float16 on a GPU, bfloat16 on a CPU with native bfloat16 (measured on the
+    development machine's AMX Xeon: resnet_fast trains 2.8x and seed_cnn 2.2x faster), else
+    float32. Variables stay float32 either way; `train` returns a float32 model."""
     if mode == "auto":
-        mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
-    policy = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}[mode]
+        if tf.config.list_physical_devices("GPU"):
+            mode = "fp16"
+        else:
+            mode = "bf16" if cpu_has_native_bfloat16() else "off"
+    if mode not in PRECISION_POLICIES:
+        raise ValueError(f"unknown mixed precision {mode!r}; choose auto, off, bf16 or fp16")
+    policy = PRECISION_POLICIES[mode]
     keras.mixed_precision.set_global_policy(policy)
     return policy
 
@@ -183,7 +208,7 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(recipe.seed)
-    set_mixed_precision(recipe.mixed_precision)
+    precision = set_mixed_precision(recipe.mixed_precision)
     if validation is None:
         x_train, y_train, x_val, y_val = split_validation(
             data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
@@ -241,6 +266,8 @@ def train(
             # skips it, which is what we want (only the model weights matter from here).
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(run_dir / BEST_WEIGHTS)
+    if precision != "float32":
+        model = _as_float32(model, recipe, x_train)
     speeds = [h["images_per_second"] for h in state.history]
     return TrainResult(
         model=model,
@@ -248,7 +275,17 @@ def train(
         val_accuracy=state.best_val_accuracy,
         images_per_second=float(np.median(speeds)) if speeds else 0.0,
         train_seconds=float(sum(h["seconds"] for h in state.history)),
+        precision=precision,
     )
+
+
+def _as_float32(model: keras.Model, recipe: Recipe, x_train: np.ndarray) -> keras.Model:
+    """The same network rebuilt under the float32 policy with the trained weights, so the saved
+    model computes (and evaluates) in float32 on any machine. Restores the float32 policy."""
+    keras.mixed_precision.set_global_policy("float32")
+    float32_model = build_for_recipe(recipe, x_train)
+    float32_model.set_weights(model.get_weights())
+    return float32_model
 
 
 def _comparable(recipe: Recipe) -> dict:
