@@ -25,17 +25,19 @@ EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
 MAX_FILE_SIZE = "10mb"
 
 
-def user_errors(function):
-    """Show a bad upload or choice as a message in the UI (and a clear API error)."""
+def image_handler(function):
+    """For events whose first input is an uploaded image, registered with `preprocess=False`:
+    pass the file's path on (cifar_cnn decodes it, so every bad file gets the library's own
+    message) and show a bad upload or choice as a message in the UI and a clear API error."""
 
     @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        if any(arg is None for arg in args[:1]):
+    def wrapper(upload, *args):
+        if upload is None:
             raise gr.Error("Please upload an image first.")
         try:
-            return function(*args, **kwargs)
+            return function(service.uploaded_path(upload), *args)
         except ValueError as error:
-            raise gr.Error(str(error)) from None
+            raise gr.Error(service.upload_error_message(error, upload)) from None
 
     return wrapper
 
@@ -44,7 +46,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
     names = served.names
     default = names[0] if names else None
 
-    @user_errors
+    @image_handler
     def classify(image, model, top_k, history):
         result = service.classify(served.get(model), image, int(top_k))
         history = service.add_to_history(history, result.view, model, result)
@@ -68,12 +70,12 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         ]
         return table, thumbnails
 
-    @user_errors
+    @image_handler
     def ensemble(image):
         vote = service.ensemble_vote(served, image)
         return vote.rows, vote.soft, vote.summary
 
-    @user_errors
+    @image_handler
     def gradcam(image, model, class_name, layer, method, opacity, colormap):
         result = service.explain(
             served.get(model),
@@ -90,7 +92,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         )
         return result.overlay, caption
 
-    @user_errors
+    @image_handler
     def compare(image, models):
         chosen = models or names
         panels = []
@@ -140,6 +142,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                 [image, model, top_k, history],
                 [labels, view, notice, history],
                 api_name="classify",
+                preprocess=False,
             )
 
         with gr.Tab("Ensemble"):
@@ -154,7 +157,13 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                 headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
             )
             gr.Examples(EXAMPLES, inputs=e_image)
-            e_button.click(ensemble, [e_image], [e_table, e_soft, e_summary], api_name="ensemble")
+            e_button.click(
+                ensemble,
+                [e_image],
+                [e_table, e_soft, e_summary],
+                api_name="ensemble",
+                preprocess=False,
+            )
 
         with gr.Tab("Grad-CAM"):
             with gr.Row():
@@ -178,6 +187,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                 [g_image, g_model, g_class, g_layer, g_method, g_opacity, g_colormap],
                 [g_overlay, g_caption],
                 api_name="gradcam",
+                preprocess=False,
             )
 
         with gr.Tab("Compare"):
@@ -189,7 +199,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                 with gr.Column(scale=2):
                     c_gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
             gr.Examples(EXAMPLES, inputs=c_image)
-            c_button.click(compare, [c_image, c_models], [c_gallery], api_name="compare")
+            c_button.click(
+                compare, [c_image, c_models], [c_gallery], api_name="compare", preprocess=False
+            )
 
         with gr.Tab("Batch"):
             with gr.Row():

@@ -79,6 +79,30 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
     return served
 
 
+def uploaded_path(upload: str | os.PathLike | dict | None) -> str:
+    """The local file of an upload, as the app receives it: a path, or Gradio's file record
+    (``{"path": ..., "orig_name": ...}``) when an event skips Gradio's own image decoding so
+    that this library, not Gradio, decodes and judges every uploaded file."""
+    if upload is None:
+        raise ValueError("no image: please upload one first")
+    if isinstance(upload, dict):
+        if not upload.get("path"):
+            raise ValueError("the upload has no file; please upload the image again")
+        return str(upload["path"])
+    if isinstance(upload, (str, os.PathLike)):
+        return str(upload)
+    raise ValueError(f"expected an uploaded file, got {type(upload).__name__}")
+
+
+def upload_error_message(error: Exception, upload: str | os.PathLike | dict | None) -> str:
+    """`error`'s message as the uploader should read it: the server's temporary path to the
+    file replaced by the name the file had on their machine."""
+    message = str(error)
+    if isinstance(upload, dict) and upload.get("path") and upload.get("orig_name"):
+        message = message.replace(str(upload["path"]), str(upload["orig_name"]))
+    return message
+
+
 def model_view(image: ImageLike) -> tuple[Image.Image, np.ndarray]:
     """The decoded picture (RGB) and the 32x32 uint8 view the models actually see."""
     picture = to_pil(image)

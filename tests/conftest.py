@@ -49,3 +49,19 @@ def trained_seed_cnn(slice_data, tmp_path_factory):
         result, recipe, slice_data, root / "model", command="pytest fixture", evaluate=True
     )
     return root / "model"
+
+
+@pytest.fixture(scope="session")
+def app_url(trained_seed_cnn):
+    """app.py's demo launched in-process on 127.0.0.1, serving the flagship and a tiny seed_cnn."""
+    import app
+    from cifar_cnn import service
+
+    served = service.load_models([str(REPO_ROOT / "models" / "resnet_fast"), str(trained_seed_cnn)])
+    demo = app.build_demo(served)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, show_error=True,
+                max_file_size=app.MAX_FILE_SIZE)  # fmt: skip
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()

@@ -96,3 +96,23 @@ def test_history_keeps_the_newest_predictions_first(served):
     for _ in range(service.HISTORY_LIMIT + 5):
         history = service.add_to_history(history, first.view, "model", first)
     assert len(history) == service.HISTORY_LIMIT
+
+
+def test_an_upload_is_a_path_or_gradios_file_record():
+    assert service.uploaded_path("/tmp/a.png") == "/tmp/a.png"
+    assert service.uploaded_path({"path": "/tmp/b.jpg", "orig_name": "b.jpg"}) == "/tmp/b.jpg"
+    with pytest.raises(ValueError, match="please upload one first"):
+        service.uploaded_path(None)
+    with pytest.raises(ValueError, match="upload has no file"):
+        service.uploaded_path({"url": "http://example.com/x.png", "path": None})
+    with pytest.raises(ValueError, match="expected an uploaded file, got int"):
+        service.uploaded_path(3)
+
+
+def test_an_upload_error_names_the_uploaders_file_not_the_servers_copy():
+    upload = {"path": "/tmp/gradio/0af3/notes.png", "orig_name": "notes.png"}
+    error = ValueError("/tmp/gradio/0af3/notes.png: not an image file (format not recognised)")
+    assert service.upload_error_message(error, upload) == (
+        "notes.png: not an image file (format not recognised)"
+    )
+    assert service.upload_error_message(error, "/tmp/gradio/0af3/notes.png") == str(error)
