@@ -128,14 +128,18 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         with gr.Tab("Classify"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.Image(type="filepath", label="Your image", height=300)
+                    image = gr.Image(
+                        type="filepath", label="Your image", height=300, elem_id="classify-image"
+                    )
                     model = gr.Dropdown(names, value=default, label="Model")
                     top_k = gr.Slider(1, 10, value=5, step=1, label="Top classes shown")
                     button = gr.Button("Classify", variant="primary")
                 with gr.Column():
                     labels = gr.Label(label="Prediction")
                     notice = gr.Markdown()
-                    view = gr.Image(label="What the model sees (32x32)", height=200)
+                    view = gr.Image(
+                        label="What the model sees (32x32)", height=200, elem_id="model-view"
+                    )
             gr.Examples(EXAMPLES, inputs=image)
             button.click(
                 classify,
@@ -148,7 +152,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         with gr.Tab("Ensemble"):
             with gr.Row():
                 with gr.Column():
-                    e_image = gr.Image(type="filepath", label="Your image", height=300)
+                    e_image = gr.Image(
+                        type="filepath", label="Your image", height=300, elem_id="ensemble-image"
+                    )
                     e_button = gr.Button("Vote", variant="primary")
                 with gr.Column():
                     e_soft = gr.Label(label="Soft vote (weighted mean of probabilities)")
@@ -168,7 +174,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         with gr.Tab("Grad-CAM"):
             with gr.Row():
                 with gr.Column():
-                    g_image = gr.Image(type="filepath", label="Your image", height=300)
+                    g_image = gr.Image(
+                        type="filepath", label="Your image", height=300, elem_id="gradcam-image"
+                    )
                     g_model = gr.Dropdown(names, value=default, label="Model")
                     g_class = gr.Dropdown(["predicted", *CLASS_NAMES], value="predicted",
                                           label="Explain the class")  # fmt: skip
@@ -178,7 +186,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                     g_colormap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colour map")
                     g_button = gr.Button("Explain", variant="primary")
                 with gr.Column():
-                    g_overlay = gr.Image(label="Where the model looked", height=320)
+                    g_overlay = gr.Image(
+                        label="Where the model looked", height=320, elem_id="gradcam-overlay"
+                    )
                     g_caption = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=g_image)
             g_model.change(layers_of, [g_model], [g_layer], api_name=False)
@@ -193,7 +203,9 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         with gr.Tab("Compare"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    c_image = gr.Image(type="filepath", label="Your image", height=300)
+                    c_image = gr.Image(
+                        type="filepath", label="Your image", height=300, elem_id="compare-image"
+                    )
                     c_models = gr.CheckboxGroup(names, value=names, label="Models")
                     c_button = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=2):
@@ -207,7 +219,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1):
                     b_files = gr.File(file_count="multiple", file_types=["image"],
-                                      label="Images")  # fmt: skip
+                                      label="Images", elem_id="batch-files")  # fmt: skip
                     b_models = gr.CheckboxGroup(names, value=names[:1], label="Models")
                     b_button = gr.Button("Classify all", variant="primary")
                 with gr.Column(scale=2):
@@ -218,7 +230,15 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         with gr.Tab("History") as history_tab:
             gr.Markdown("Your predictions in this browser session (kept only in this session).")
             h_table = gr.Dataframe(headers=service.HISTORY_COLUMNS, label="History")
-            h_gallery = gr.Gallery(label="What the model saw", columns=8, height="auto")
+            h_gallery = gr.Gallery(
+                label="What the model saw",
+                columns=8,
+                height=220,
+                object_fit="contain",
+                allow_preview=False,
+                fit_columns=False,  # a few thumbnails stay thumbnail-sized
+                elem_id="history-gallery",
+            )
             history_tab.select(show_history, [history], [h_table, h_gallery], api_name=False)
 
         with gr.Tab("Models"):

@@ -206,3 +206,13 @@ def test_an_upload_over_the_size_limit_is_refused(client, tmp_path):
     assert big.stat().st_size > 10 * 2**20
     with pytest.raises(Exception, match="(?i)file.*(too large|exceeds|size)"):
         client.predict(handle_file(str(big)), "resnet_fast", 3, api_name="/classify")
+
+
+def test_readme_configures_a_gradio_space_for_the_installed_gradio():
+    import gradio
+    from huggingface_hub.repocard import metadata_load
+
+    space = metadata_load(REPO_ROOT / "README.md")
+    assert space["sdk"] == "gradio" and space["sdk_version"] == gradio.__version__
+    assert (REPO_ROOT / space["app_file"]).is_file() and space["python_version"] == "3.11"
+    assert isinstance(space["models"], list)
