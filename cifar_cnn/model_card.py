@@ -115,6 +115,9 @@ def render_model_card(
         scaled = metrics.get("temperature_scaled")
         if scaled:
             kwargs.update(ece_scaled=_percent(scaled["ece"]), temperature=scaled["temperature"])
+        kwargs.update(
+            _ood_fields(metrics.get("ood")), **_corruption_fields(metrics.get("corruptions"))
+        )
     if training:
         kwargs.update(
             val_accuracy=_percent(training.get("best_val_accuracy")),
@@ -137,6 +140,52 @@ def render_model_card(
     return ModelCard.from_template(
         card_data(config, metrics, title), template_path=str(TEMPLATE_PATH), **kwargs
     )
+
+
+OOD_SCORE_NAMES = {
+    "msp": "the top class probability",
+    "energy": "the energy score, the log-sum-exp of the logits",
+    "ensemble": "the soft vote's top probability",
+}
+
+
+def _ood_fields(report: dict | None) -> dict:
+    if not report:
+        return {"ood": False}
+    detector = report["detector"]
+    rows = "\n".join(
+        f"| {name}{' (used)' if name == detector['score'] else ''} | {r['auroc']:.4f} "
+        f"| {_percent(r['fpr_at_95_tpr'])} |"
+        for name, r in report["scores"].items()
+    )
+    return {
+        "ood": True,
+        "ood_score_name": OOD_SCORE_NAMES.get(detector["score"], detector["score"]),
+        "ood_threshold": f"{detector['threshold']:.4g}",
+        "ood_tpr": f"{detector['tpr']:.0%}",
+        "ood_fitted_on": detector["fitted_on"],
+        "ood_in": report["in_distribution"],
+        "ood_out": report["outliers"],
+        "ood_rows": rows,
+    }
+
+
+def _corruption_fields(report: dict | None) -> dict:
+    if not report:
+        return {"corruptions": False}
+    rows = "\n".join(
+        f"| {name.replace('_', ' ')} | "
+        + " | ".join(_percent(acc) for acc in by_severity.values())
+        + " |"
+        for name, by_severity in report["corruptions"].items()
+    )
+    return {
+        "corruptions": True,
+        "corruption_n": f"{report['n']:,}",
+        "corruption_clean": _percent(report["clean"]),
+        "corruption_mean": _percent(report["mean"]),
+        "corruption_rows": rows,
+    }
 
 
 ENSEMBLE_TEMPLATE = """---

@@ -1,4 +1,5 @@
-"""Evaluation plots (matplotlib PNGs): confusion matrix, per-class bars, learning curves."""
+"""Evaluation plots (matplotlib PNGs): confusion matrix, per-class bars, learning curves,
+reliability, accuracy under corruptions."""
 
 from __future__ import annotations
 
@@ -91,6 +92,34 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str = "Reliabili
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_corruption_accuracy(
+    reports: dict[str, dict[str, Any]], path: Path, title: str = "Accuracy under corruptions"
+) -> Path:
+    """One panel per corruption: accuracy against severity (0 = clean), one line per model.
+
+    `reports` maps a model name to its `cifar_cnn.corruptions.corruption_benchmark` result."""
+    names = list(next(iter(reports.values()))["corruptions"])
+    columns = 3
+    rows = int(np.ceil(len(names) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), sharey=True)
+    for ax, corruption in zip(np.ravel(axes), names, strict=False):
+        for model, report in reports.items():
+            by_severity = report["corruptions"][corruption]
+            severities = [0, *map(int, by_severity)]
+            ax.plot(severities, [report["clean"], *by_severity.values()], "o-", label=model)
+        ax.set_title(corruption.replace("_", " "))
+        ax.set_xticks(range(6))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in np.ravel(axes)[len(names) :]:
+        ax.axis("off")
+    np.ravel(axes)[0].legend(loc="lower left", fontsize="small")
+    for ax in np.ravel(axes)[::columns]:
+        ax.set_ylabel("accuracy")
+    fig.suptitle(title)
     return save_figure(fig, path)
 
 

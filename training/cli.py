@@ -126,6 +126,23 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--errors", action="store_true", help="also write errors.png: the most confident mistakes"
     )
+    parser.add_argument(
+        "--corruptions",
+        action="store_true",
+        help="also measure accuracy under 9 corruptions x 5 severities (corruptions.png)",
+    )
+    parser.add_argument(
+        "--corruption-images", type=int, help="test images for --corruptions (default: all)"
+    )
+    parser.add_argument(
+        "--ood",
+        action="store_true",
+        help="also fit an out-of-distribution detector on the validation split and measure it "
+        "against Fashion-MNIST",
+    )
+    parser.add_argument(
+        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
+    )
     return parser
 
 
@@ -143,6 +160,17 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     if output is None:
         sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
     evaluate_and_report(classifier, data, output, batch_size=args.batch_size, errors=args.errors)
+    if args.corruptions or args.ood:
+        from cifar_cnn.ood import FASHION_MNIST_DIR
+        from training.robustness import evaluate_corruptions, evaluate_ood
+
+        try:
+            if args.ood:
+                evaluate_ood(classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR)
+            if args.corruptions:
+                evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
+        except (ValueError, OSError) as error:
+            sys.exit(f"cifar-evaluate: error: {error}")
 
 
 def build_ensemble_parser() -> argparse.ArgumentParser:

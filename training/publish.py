@@ -169,8 +169,10 @@ def evaluate_and_report(
         + calibration
     )
     print(per_class_table(plain))
-    classifier.metrics = report
-    atomic_write_text(output / METRICS_FILE, json.dumps(report, indent=2))
+    # Robustness and OOD results (cifar-evaluate --corruptions / --ood) stay until remeasured.
+    kept = {k: v for k, v in (classifier.metrics or {}).items() if k in ("ood", "corruptions")}
+    classifier.metrics = {**report, **kept}
+    atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
     plot_confusion_matrix(
         plain["confusion_matrix"],
         classifier.class_names,

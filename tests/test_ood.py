@@ -1,0 +1,73 @@
+"""cifar_cnn.ood: out-of-distribution scores, their metrics, and Fashion-MNIST as outliers."""
+
+import numpy as np
+import pytest
+
+from cifar_cnn.ood import (
+    FASHION_MNIST_DIR,
+    auroc,
+    energy_score,
+    fpr_at_tpr,
+    is_outlier,
+    load_fashion_mnist,
+    logits_for,
+    ood_scores,
+    threshold_at_tpr,
+)
+
+
+def test_auroc_is_one_when_separated_half_for_identical_and_zero_when_reversed():
+    assert auroc([0.9, 0.8, 0.7], [0.1, 0.2]) == 1.0
+    assert auroc([0.5, 0.5], [0.5, 0.5, 0.5]) == 0.5
+    assert auroc([0.1, 0.2], [0.9, 0.8]) == 0.0
+    assert auroc([0.3, 0.6], [0.4]) == 0.5  # one pair won, one lost
+
+
+def test_fpr_at_95_tpr_counts_outliers_above_the_threshold_keeping_95_percent_inside():
+    inside = np.arange(100) / 100.0  # 0.00 .. 0.99
+    assert threshold_at_tpr(inside, 0.95) == pytest.approx(0.05)
+    outside = np.array([0.0, 0.02, 0.05, 0.5])  # two at or above 0.05
+    assert fpr_at_tpr(inside, outside, 0.95) == 0.5
+
+
+def test_energy_is_the_stable_log_sum_exp_of_the_logits():
+    logits = np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]])
+    np.testing.assert_allclose(energy_score(logits), [1000 + np.log(2), np.log(4)])
+
+
+def test_logits_reproduce_the_models_probabilities(trained_seed_cnn, slice_data):
+    from cifar_cnn.classifier import CifarClassifier
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    images = slice_data.x_test[:20]
+    logits = logits_for(classifier, images)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    np.testing.assert_allclose(
+        softmax, classifier.predict(images, calibrated=False), rtol=1e-4, atol=1e-6
+    )
+    scores = ood_scores(classifier, images)
+    assert set(scores) == {"msp", "energy"} and all(len(v) == 20 for v in scores.values())
+
+
+def test_a_detector_flags_scores_below_its_threshold():
+    detector = {"score": "msp", "threshold": 0.4}
+    assert is_outlier(0.3, detector) and not is_outlier(0.4, detector)
+    assert not is_outlier(0.01, None)
+
+
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(),
+    reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)",
+)
+def test_fashion_mnist_loads_as_cifar_shaped_rgb():
+    images = load_fashion_mnist("test", limit=5)
+    assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(images[..., 0], images[..., 2]) and images.max() > 200
+
+
+def test_a_missing_fashion_mnist_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        load_fashion_mnist("test", folder=tmp_path)
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        load_fashion_mnist("val")

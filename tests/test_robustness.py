@@ -1,0 +1,64 @@
+"""training.robustness via `cifar-evaluate --ood --corruptions`: results land in the folder."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data import SLICE_PATH
+from cifar_cnn.ood import FASHION_MNIST_DIR
+from training.cli import evaluate_main
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(),
+    reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)",
+)
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@needs_fashion_mnist
+def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folder(
+    trained_seed_cnn, tmp_path
+):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_seed_cnn, folder)
+    weights = sha256(folder / "model.keras")
+
+    evaluate_main(
+        [str(folder), "--data", str(SLICE_PATH), "--ood", "--corruptions",
+         "--corruption-images", "20"]
+    )  # fmt: skip
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {"plain", "flip_tta", "ood", "corruptions"} <= set(metrics)
+    scores = metrics["ood"]["scores"]
+    assert set(scores) == {"msp", "energy"}
+    assert all(0 <= s["auroc"] <= 1 and 0 <= s["fpr_at_95_tpr"] <= 1 for s in scores.values())
+    detector = json.loads((folder / "config.json").read_text())["ood_detector"]
+    assert detector["score"] in scores and detector["tpr"] == 0.95
+    assert "validation split (100 images)" in detector["fitted_on"]
+    assert metrics["corruptions"]["n"] == 20 and len(metrics["corruptions"]["corruptions"]) == 9
+    assert (folder / "corruptions.png").stat().st_size > 10_000
+    card = (folder / "README.md").read_text()
+    assert "## Out-of-distribution warning" in card and "## Accuracy under corruptions" in card
+    assert sha256(folder / "model.keras") == weights  # the weights are never rewritten
+
+    # A plain re-evaluation keeps the trust results, and the folder still loads.
+    evaluate_main([str(folder), "--data", str(SLICE_PATH)])
+    assert "ood" in json.loads((folder / "metrics.json").read_text())
+    assert CifarClassifier.from_pretrained(folder).config["ood_detector"] == detector
+
+
+def test_ood_needs_a_training_record_for_the_validation_split(trained_seed_cnn, tmp_path):
+    from cifar_cnn.data import load_slice
+    from training.robustness import validation_images
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    del classifier.config["training"]
+    with pytest.raises(ValueError, match="no training record"):
+        validation_images(classifier, load_slice())

@@ -1,0 +1,119 @@
+"""Trust beyond accuracy for a saved model: accuracy under corruptions, and an out-of-distribution
+detector fitted on validation data and evaluated on real outliers. Both are written into the
+model folder (metrics.json, config.json, a plot, the refreshed card) by `cifar-evaluate
+--corruptions` and `cifar-evaluate --ood`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cifar_cnn.classifier import CONFIG_FILE, METRICS_FILE, CifarClassifier
+from cifar_cnn.corruptions import corruption_benchmark
+from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.files import atomic_write_text
+from cifar_cnn.ood import (
+    DEFAULT_TPR,
+    FASHION_MNIST_DIR,
+    SCORES,
+    auroc,
+    load_fashion_mnist,
+    ood_report,
+    ood_scores,
+    threshold_at_tpr,
+)
+from cifar_cnn.plots import plot_corruption_accuracy
+
+
+def validation_images(classifier: CifarClassifier, data: Cifar10) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split the model was trained without (from its recorded recipe)."""
+    recipe = classifier.config.get("training", {}).get("recipe")
+    if recipe is None:
+        raise ValueError("the model has no training record, so its validation split is unknown")
+    _, _, x_val, y_val = split_validation(
+        data.x_train, data.y_train, recipe["validation_fraction"], seed=recipe["seed"]
+    )
+    return x_val, y_val
+
+
+def fit_ood_detector(
+    classifier: CifarClassifier,
+    x_val: np.ndarray,
+    outliers: np.ndarray,
+    tpr: float = DEFAULT_TPR,
+) -> dict:
+    """Choose the score that best separates the validation split from `outliers` (AUROC), and
+    the threshold that keeps `tpr` of the validation images. Test sets play no part."""
+    inside, outside = ood_scores(classifier, x_val), ood_scores(classifier, outliers)
+    validation_auroc = {name: auroc(inside[name], outside[name]) for name in SCORES}
+    score = max(SCORES, key=validation_auroc.get)
+    return {
+        "score": score,
+        "threshold": threshold_at_tpr(inside[score], tpr),
+        "tpr": tpr,
+        "fitted_on": f"validation split ({len(x_val)} images) against {len(outliers)} "
+        "Fashion-MNIST training images",
+        "validation_auroc": validation_auroc,
+    }
+
+
+def evaluate_ood(
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    fit_size: int = 5000,
+) -> dict:
+    """Fit the detector (validation split vs Fashion-MNIST train), store it in config.json, and
+    report AUROC and FPR at 95% TPR of every score on CIFAR-10 test vs Fashion-MNIST test."""
+    x_val, _ = validation_images(classifier, data)
+    detector = fit_ood_detector(
+        classifier, x_val, load_fashion_mnist("train", fashion_mnist, limit=fit_size)
+    )
+    outliers = load_fashion_mnist("test", fashion_mnist)
+    report = ood_report(ood_scores(classifier, data.x_test), ood_scores(classifier, outliers))
+    report = {
+        "in_distribution": f"CIFAR-10 test ({len(data.x_test)} images)",
+        "outliers": f"Fashion-MNIST test ({len(outliers)} images, 32x32 RGB)",
+        "scores": report,
+        "detector": detector,
+    }
+    chosen = report["scores"][detector["score"]]
+    print(
+        f"OOD: {detector['score']} chosen on validation; on the test sets AUROC "
+        f"{chosen['auroc']:.4f}, FPR at 95% TPR {chosen['fpr_at_95_tpr']:.4f}"
+    )
+    classifier.config["ood_detector"] = detector
+    _update(classifier, output, "ood", report)
+    return report
+
+
+def evaluate_corruptions(
+    classifier: CifarClassifier, data: Cifar10, output: str | os.PathLike, limit: int | None = None
+) -> dict:
+    """Accuracy on the test images under every corruption and severity, and its plot."""
+    x, y = data.x_test[:limit], data.y_test[:limit]
+    report = corruption_benchmark(lambda images: classifier.predict(images, batch_size=500), x, y)
+    print(
+        f"Corruptions: clean {report['clean']:.4f}, mean over corruptions and severities "
+        f"{report['mean']:.4f}"
+    )
+    name = classifier.config["architecture"]
+    plot_corruption_accuracy({name: report}, Path(output) / "corruptions.png", title=name)
+    _update(classifier, output, "corruptions", report)
+    return report
+
+
+def _update(classifier: CifarClassifier, output: str | os.PathLike, key: str, report: dict):
+    """Merge `report` into the folder's metrics.json under `key`; rewrite config.json and the
+    model card (model.keras is untouched)."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    classifier.metrics = {**(classifier.metrics or {}), key: report}
+    atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
+    atomic_write_text(output / CONFIG_FILE, json.dumps(classifier.config, indent=2))
+    classifier.write_model_card(output)
