@@ -27,6 +27,7 @@ from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.gradcam import grad_cam_for, overlay_heatmap
+from cifar_cnn.ood import energy_score, logits_for
 from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
 
 MODELS_ENV = "CIFAR_MODELS"
@@ -115,10 +116,53 @@ def enlarge(view: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
 
 
 @dataclass
+class OutlierCheck:
+    """Whether a picture may not show one of the ten classes, by the model's fitted detector
+    (`cifar-evaluate --ood`) or, for a model without one, the top probability."""
+
+    score_name: str  # "msp" or "energy"
+    score: float
+    threshold: float
+    fitted: bool  # False: the LOW_CONFIDENCE fallback, not a measured detector
+
+    @property
+    def flagged(self) -> bool:
+        return self.score < self.threshold
+
+    @property
+    def notice(self) -> str:
+        if not self.flagged:
+            return ""
+        if not self.fitted:
+            return (
+                f"Low confidence ({100 * self.score:.0f}%): this may not be one of the 10 classes."
+            )
+        return (
+            f"This may not be one of the 10 classes: its {self.score_name} score "
+            f"{self.score:.3g} is below {self.threshold:.3g}, which 95% of CIFAR-10 validation "
+            f"images reach."
+        )
+
+
+def outlier_check(
+    classifier: CifarClassifier, view: np.ndarray, probabilities: np.ndarray
+) -> OutlierCheck:
+    """`view`'s out-of-distribution check; `probabilities` are its calibrated predictions."""
+    detector = classifier.config.get("ood_detector")
+    if detector is None:
+        return OutlierCheck("msp", float(probabilities.max()), LOW_CONFIDENCE, fitted=False)
+    if detector["score"] == "energy":
+        score = float(energy_score(logits_for(classifier, view[None]))[0])
+    else:
+        score = float(probabilities.max())
+    return OutlierCheck(detector["score"], score, float(detector["threshold"]), fitted=True)
+
+
+@dataclass
 class Classification:
     top: dict[str, float]  # class name -> calibrated probability, most likely first
     view: np.ndarray  # the 32x32 input, enlarged for display
-    low_confidence: bool
+    outlier: OutlierCheck
 
     @property
     def label(self) -> str:
@@ -126,20 +170,20 @@ class Classification:
 
     @property
     def notice(self) -> str:
-        if not self.low_confidence:
-            return ""
-        return (
-            f"Low confidence ({100 * next(iter(self.top.values())):.0f}%): this picture may not "
-            f"show one of the ten CIFAR-10 classes."
-        )
+        return self.outlier.notice
 
 
 def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = 5) -> Classification:
     _, view = model_view(image)
+    return classify_view(classifier, view, top_k)
+
+
+def classify_view(classifier: CifarClassifier, view: np.ndarray, top_k: int = 5) -> Classification:
+    """Classify a 32x32 uint8 view (what `model_view` returns)."""
     probabilities = classifier.predict(view)
     order = np.argsort(probabilities)[::-1][:top_k]
     top = {classifier.class_names[i]: float(probabilities[i]) for i in order}
-    return Classification(top, enlarge(view), float(probabilities.max()) < LOW_CONFIDENCE)
+    return Classification(top, enlarge(view), outlier_check(classifier, view, probabilities))
 
 
 @dataclass
@@ -149,6 +193,7 @@ class EnsembleVote:
     hard_label: str
     all_agree: bool
     summary: str
+    outlier: bool  # most members' out-of-distribution checks flag the picture
 
 
 def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
@@ -173,17 +218,28 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
     ]
     agree = agreement(member_probabilities)["all_agree"] == 1.0
     votes = sum(row[1] == names[hard] for row in rows)
+    checks = [
+        outlier_check(c, view, p[0]) for c, p in zip(classifiers, member_probabilities, strict=True)
+    ]
+    doubters = sum(check.flagged for check in checks)
+    outlier = 2 * doubters > len(checks)
     summary = (
         f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
         f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
         + ("All models agree." if agree else "The models disagree.")
     )
+    if outlier:
+        summary = (
+            f"**This may not be one of the 10 classes**: {doubters} of {len(checks)} models' "
+            f"out-of-distribution checks flag it.\n\n" + summary
+        )
     return EnsembleVote(
         rows=rows,
         soft={names[i]: float(soft[i]) for i in np.argsort(soft)[::-1]},
         hard_label=names[hard],
         all_agree=agree,
         summary=summary,
+        outlier=outlier,
     )
 
 

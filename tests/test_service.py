@@ -36,15 +36,32 @@ def test_classify_labels_the_shipped_ship_and_shows_the_32px_view(served):
     assert result.label == "ship" and len(result.top) == 3
     assert list(result.top.values()) == sorted(result.top.values(), reverse=True)
     assert result.view.shape == (256, 256, 3)
-    assert not result.low_confidence and result.notice == ""
+    assert not result.outlier.flagged and result.notice == ""
 
 
-def test_low_confidence_is_flagged_for_a_picture_of_nothing(served):
-    flat = np.full((64, 64, 3), 128, np.uint8)
-    result = service.classify(served.get("model"), flat)  # an untrained-ish model is unsure
-    assert result.low_confidence == (max(result.top.values()) < service.LOW_CONFIDENCE)
-    if result.low_confidence:
-        assert "may not show one of the ten" in result.notice
+def test_without_a_detector_the_top_probability_decides_the_warning(trained_seed_cnn):
+    from cifar_cnn.classifier import CifarClassifier
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config.pop("ood_detector", None)
+    view = np.full((32, 32, 3), 128, np.uint8)
+    check = service.outlier_check(classifier, view, np.array([0.3] + [0.7 / 9] * 9))
+    assert not check.fitted and check.threshold == service.LOW_CONFIDENCE and check.flagged
+    assert check.notice.startswith("Low confidence (30%): this may not be one of the 10 classes")
+    assert not service.outlier_check(classifier, view, np.eye(10)[0]).flagged
+
+
+@pytest.mark.parametrize("score", ["msp", "energy"])
+def test_a_fitted_detector_warns_below_its_threshold(trained_seed_cnn, score):
+    from cifar_cnn.classifier import CifarClassifier
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config["ood_detector"] = {"score": score, "threshold": float("inf")}
+    result = service.classify(classifier, str(SHIP))
+    assert result.outlier.fitted and result.outlier.score_name == score
+    assert result.notice.startswith("This may not be one of the 10 classes")
+    classifier.config["ood_detector"]["threshold"] = float("-inf")
+    assert service.classify(classifier, str(SHIP)).notice == ""
 
 
 def test_ensemble_vote_has_one_row_per_model(served):
@@ -53,6 +70,7 @@ def test_ensemble_vote_has_one_row_per_model(served):
     assert all(len(row) == 3 + 10 for row in vote.rows)
     assert sum(vote.soft.values()) == pytest.approx(1.0, abs=1e-4)
     assert vote.hard_label in vote.soft and "Soft vote" in vote.summary
+    assert not vote.outlier  # only the tiny model doubts the ship: not a majority
 
 
 def test_explain_lays_a_non_uniform_heat_over_the_picture(served):
