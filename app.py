@@ -5,7 +5,8 @@ cifar_cnn.service and is tested there.
     python app.py --models models/resnet_fast,me/cifar10-seed@v2
     CIFAR_MODELS=me/cifar10-resnet-fast python app.py
 
-API (gradio_client): /classify, /ensemble, /gradcam, /compare, /batch, /models; see README.
+API (gradio_client): /classify, /ensemble, /gradcam, /compare, /robustness, /batch, /models;
+see README.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from pathlib import Path
 import gradio as gr
 
 from cifar_cnn import service  # importing cifar_cnn turns oneDNN on before TensorFlow loads
+from cifar_cnn.corruptions import CORRUPTIONS
 from cifar_cnn.data import CLASS_NAMES, REPO_ROOT
 from cifar_cnn.gradcam import COLORMAPS, METHODS
 
 EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
+# Fashion-MNIST test images: pictures that are none of the ten classes.
+OUTLIER_EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples" / "outliers").glob("*.png"))
 MAX_FILE_SIZE = "10mb"
 
 
@@ -102,6 +106,17 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             panels.append((result.overlay, caption))
         return panels
 
+    @image_handler
+    def robustness(image, model, corruption, severity):
+        result = service.robustness(served.get(model), image, corruption, int(severity))
+        explanation = result.explanation
+        caption = (
+            f"Grad-CAM of **{explanation.predicted_class}** "
+            f"({100 * explanation.probability:.0f}%) on the corrupted view."
+        )
+        c = result.classification
+        return result.corrupted, c.top, c.notice, explanation.overlay, caption
+
     def describe(model):
         text, plots = service.model_card(served.get(model))
         return text, plots
@@ -140,7 +155,10 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
                     view = gr.Image(
                         label="What the model sees (32x32)", height=200, elem_id="model-view"
                     )
-            gr.Examples(EXAMPLES, inputs=image)
+            gr.Examples(EXAMPLES, inputs=image, label="CIFAR-10 test images")
+            gr.Examples(
+                OUTLIER_EXAMPLES, inputs=image, label="Not one of the ten classes (Fashion-MNIST)"
+            )
             button.click(
                 classify,
                 [image, model, top_k, history],
@@ -162,7 +180,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             e_table = gr.Dataframe(
                 headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
             )
-            gr.Examples(EXAMPLES, inputs=e_image)
+            gr.Examples(EXAMPLES + OUTLIER_EXAMPLES, inputs=e_image)
             e_button.click(
                 ensemble,
                 [e_image],
@@ -213,6 +231,40 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             gr.Examples(EXAMPLES, inputs=c_image)
             c_button.click(
                 compare, [c_image, c_models], [c_gallery], api_name="compare", preprocess=False
+            )
+
+        with gr.Tab("Robustness"):
+            gr.Markdown(
+                "How does the model cope with a blurred, noisy, dark or compressed picture? "
+                "Apply a corruption to the 32x32 view (as `cifar-evaluate --corruptions` does "
+                "to the test set) and watch the prediction and Grad-CAM change with severity."
+            )
+            with gr.Row():
+                with gr.Column():
+                    r_image = gr.Image(
+                        type="filepath", label="Your image", height=240, elem_id="robust-image"
+                    )
+                    r_model = gr.Dropdown(names, value=default, label="Model")
+                    r_corruption = gr.Dropdown(
+                        list(CORRUPTIONS), value="gaussian_blur", label="Corruption"
+                    )
+                    r_severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0: none)")
+                    r_button = gr.Button("Corrupt and classify", variant="primary")
+                with gr.Column():
+                    r_view = gr.Image(label="What the model sees, corrupted", height=200)
+                    r_labels = gr.Label(label="Prediction", num_top_classes=3)
+                    r_notice = gr.Markdown()
+                with gr.Column():
+                    r_overlay = gr.Image(label="Where the model looked", height=200)
+                    r_caption = gr.Markdown()
+            gr.Examples(EXAMPLES, inputs=r_image)
+            gr.on(
+                [r_button.click, r_severity.release, r_corruption.change],
+                robustness,
+                [r_image, r_model, r_corruption, r_severity],
+                [r_view, r_labels, r_notice, r_overlay, r_caption],
+                api_name="robustness",
+                preprocess=False,
             )
 
         with gr.Tab("Batch"):

@@ -23,6 +23,7 @@ from PIL import Image
 
 from cifar_cnn.calibration import apply_temperature
 from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.corruptions import corrupt
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
 from cifar_cnn.files import atomic_write_text
@@ -282,6 +283,33 @@ def explain(
         predicted_class=names[int(probabilities.argmax())],
         probability=float(probabilities[result.class_index]),
         layer=result.layer,
+    )
+
+
+@dataclass
+class Robustness:
+    corrupted: np.ndarray  # the corrupted 32x32 view, enlarged for display
+    classification: Classification
+    explanation: Explanation
+
+
+def robustness(
+    classifier: CifarClassifier,
+    image: ImageLike,
+    corruption: str,
+    severity: int,
+    top_k: int = 5,
+    opacity: float = 0.5,
+    colormap: str = "jet",
+) -> Robustness:
+    """The picture as the model sees it under `corruption` at `severity` (0 to 5, as in
+    `cifar-evaluate --corruptions`), with the prediction and Grad-CAM on the corrupted view."""
+    _, view = model_view(image)
+    corrupted = corrupt(view, corruption, int(severity))
+    return Robustness(
+        corrupted=enlarge(corrupted),
+        classification=classify_view(classifier, corrupted, top_k),
+        explanation=explain(classifier, corrupted, opacity=opacity, colormap=colormap),
     )
 
 

@@ -11,6 +11,7 @@ from cifar_cnn import service
 from cifar_cnn.data import REPO_ROOT
 
 SHIP = str(REPO_ROOT / "examples" / "test0001_ship.png")
+PULLOVER = str(REPO_ROOT / "examples" / "outliers" / "fashion_mnist_test0001_pullover.png")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,23 @@ def test_compare_shows_each_chosen_model(client):
 def test_models_endpoint_renders_the_card(client):
     card, plots = client.predict("resnet_fast", api_name="/models")
     assert card.startswith("# CIFAR-10 resnet_fast") and len(plots) >= 4
+
+
+def test_classify_warns_for_a_fashion_mnist_picture_and_not_for_a_cifar_ship(client):
+    _, _, notice = client.predict(handle_file(PULLOVER), "resnet_fast", 3, api_name="/classify")
+    assert notice.startswith("This may not be one of the 10 classes: its energy score")
+    _, _, notice = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+    assert notice == ""
+
+
+def test_robustness_returns_the_corrupted_view_prediction_and_heatmap(client):
+    view, labels, notice, overlay, caption = client.predict(
+        handle_file(SHIP), "resnet_fast", "gaussian_blur", 2, api_name="/robustness"
+    )
+    for path in (view, overlay):
+        with Image.open(path) as picture:
+            assert picture.size == (256, 256)
+    assert labels["label"] in caption and "corrupted view" in caption
 
 
 def test_batch_returns_a_table_and_a_csv(client, tmp_path):

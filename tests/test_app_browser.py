@@ -114,3 +114,11 @@ def test_models_tab_renders_the_model_card(page, screenshots):
     open_tab(page, "Models")
     page.get_by_role("heading", name="CIFAR-10 resnet_fast").wait_for()
     page.screenshot(path=screenshots / "7-models.png", full_page=True)
+
+
+def test_robustness_tab_shows_the_corrupted_view_and_its_prediction(page, screenshots):
+    open_tab(page, "Robustness")
+    upload(page, "robust-image", SHIP)
+    click(page, "Corrupt and classify")
+    page.get_by_text("on the corrupted view").wait_for()
+    page.screenshot(path=screenshots / "8-robustness.png", full_page=True)

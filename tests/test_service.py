@@ -134,3 +134,19 @@ def test_an_upload_error_names_the_uploaders_file_not_the_servers_copy():
         "notes.png: not an image file (format not recognised)"
     )
     assert service.upload_error_message(error, "/tmp/gradio/0af3/notes.png") == str(error)
+
+
+def test_robustness_shows_the_corrupted_view_its_prediction_and_grad_cam(served):
+    flagship = served.get("resnet_fast")
+    clean = service.robustness(flagship, str(SHIP), "gaussian_noise", 0)
+    assert clean.classification.label == "ship"
+    assert clean.corrupted.shape == (256, 256, 3) and clean.explanation.overlay.shape == (
+        256,
+        256,
+        3,
+    )
+    noisy = service.robustness(flagship, str(SHIP), "gaussian_noise", 5)
+    assert np.abs(noisy.corrupted.astype(int) - clean.corrupted).mean() > 5
+    assert noisy.classification.top != clean.classification.top
+    with pytest.raises(ValueError, match="unknown corruption 'rain'"):
+        service.robustness(flagship, str(SHIP), "rain", 1)
