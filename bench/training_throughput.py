@@ -9,7 +9,9 @@ TensorFlow is imported), all with the model's recipe (batch size, optimizer, los
 - baseline: plain `model.fit` on numpy arrays, no augmentation, TensorFlow's default on this CPU
   (oneDNN off);
 - pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch), oneDNN off;
-- project: the same pipeline with oneDNN on, as `cifar-train` runs.
+- float32: the same pipeline with oneDNN on, in float32;
+- project: as `cifar-train` runs: oneDNN on and the recipe's mixed precision ("auto": bfloat16 on
+  a CPU with native bfloat16, such as the development machine's AMX Xeon).
 
 Each trains `--steps` batches of real images (the shipped slice, repeated) after a warm-up fit
 that traces the graph, and reports images/s. Compare settings as ratios within one run: absolute
@@ -24,7 +26,8 @@ import sys
 import time
 
 ARCHITECTURES = ("seed_cnn", "resnet_fast", "mobilenet_transfer")
-SETTINGS = {"baseline": "0", "pipeline": "0", "project": "1"}  # setting -> TF_ENABLE_ONEDNN_OPTS
+# setting -> TF_ENABLE_ONEDNN_OPTS
+SETTINGS = {"baseline": "0", "pipeline": "0", "float32": "1", "project": "1"}
 
 
 def measure(model_name: str, setting: str, steps: int) -> float:
@@ -35,9 +38,16 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     import cifar_cnn  # noqa: F401
     from cifar_cnn.data import load_slice
     from training.recipes import get_recipe
-    from training.train import build_for_recipe, compile_for_phase, make_dataset
+    from training.train import (
+        build_for_recipe,
+        compile_for_phase,
+        make_dataset,
+        set_mixed_precision,
+    )
 
     recipe = get_recipe(model_name)
+    if setting == "project":
+        set_mixed_precision(recipe.mixed_precision)
     data = load_slice()
     warmup = 2
     repeats = int(np.ceil(recipe.batch_size * (steps + warmup) / len(data.x_train)))
@@ -70,9 +80,9 @@ def main() -> None:
         print(json.dumps(measure(args.child[0], args.child[1], args.steps)))
         return
 
-    print("| model | baseline `model.fit` (images/s) | pipeline, oneDNN off | project (oneDNN on) "
-          "| project / baseline |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+    print("| model | baseline `model.fit` (images/s) | pipeline, oneDNN off | pipeline, oneDNN on, "
+          "float32 | project (oneDNN on, auto precision) | project / baseline |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
     for name in args.models:
         speed = {}
         for setting, onednn in SETTINGS.items():

@@ -1,7 +1,10 @@
-"""Regenerate README's results table from the shipped models' metrics.json and config.json.
+"""Regenerate README's results tables from the shipped models' metrics.json and config.json.
 
-    python scripts/results_table.py            # rewrites the table between the README markers
-    python scripts/results_table.py --print    # prints it instead
+    python scripts/results_table.py            # rewrites the tables between the README markers
+    python scripts/results_table.py --print    # prints them instead
+
+The trust table (out-of-distribution detection and accuracy under corruptions) reads what
+`cifar-evaluate --ood --corruptions` wrote into each folder; a blank cell was not measured.
 
 Accuracy figures are read from each folder's metrics.json (written by cifar-evaluate on the
 10,000 test images); the milliseconds per image are measured now: the median of 200
@@ -20,7 +23,6 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT, load_slice
 
 README = REPO_ROOT / "README.md"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def milliseconds_per_image(classifier: CifarClassifier, image: np.ndarray, calls: int = 200):
@@ -64,20 +66,53 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def trust_table() -> str:
+    rows = [
+        "| model | OOD score used | AUROC, energy | AUROC, top probability | FPR at 95% TPR "
+        "(score used) | clean accuracy | mean accuracy under corruptions |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for path in sorted((REPO_ROOT / "models").glob("*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        ood, corruptions = metrics.get("ood"), metrics.get("corruptions")
+        if not (ood or corruptions):
+            continue
+        cells = ["", "", "", ""]
+        if ood:
+            used = ood["detector"]["score"]
+            scores = ood["scores"]
+            cells = [
+                used,
+                f"{scores['energy']['auroc']:.3f}" if "energy" in scores else "",
+                f"{scores['msp']['auroc']:.3f}" if "msp" in scores else "",
+                f"{100 * scores[used]['fpr_at_95_tpr']:.1f}%",
+            ]
+        if corruptions:
+            cells += [f"{100 * corruptions['clean']:.2f}%", f"{100 * corruptions['mean']:.2f}%"]
+        else:
+            cells += ["", ""]
+        name = path.parent.name
+        rows.append(f"| [{name}](models/{name}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--print", action="store_true", help="print instead of editing README")
     args = parser.parse_args()
-    text = table()
-    if args.print:
-        print(text)
-        return
     readme = README.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
-        raise SystemExit(f"{README} has no {START} ... {END} markers")
-    README.write_text(pattern.sub(f"{START}\n{text}\n{END}", readme))
-    print(text)
+    for marker, text in (("results", table()), ("trust", trust_table())):
+        print(text)
+        if args.print:
+            continue
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(readme):
+            raise SystemExit(f"{README} has no {start} ... {end} markers")
+        block = f"{start}\n{text}\n{end}"
+        readme = pattern.sub(lambda _, block=block: block, readme)
+    if not args.print:
+        README.write_text(readme)
 
 
 if __name__ == "__main__":
