@@ -131,11 +131,17 @@ def test_grad_cam_peaks_on_the_patch_that_decides_the_class():
     assert hits / len(results) >= 0.9
 
 
-def test_occluding_what_the_flagship_looks_at_hurts_more_than_random_blobs(slice_data):
+def test_removing_what_the_flagship_looks_at_hurts_more_than_removing_random_pixels(slice_data):
     flagship = CifarClassifier.from_pretrained(REPO_ROOT / "models" / "resnet_fast")
-    result = occlusion_check(flagship.model, slice_data.x_test[:100], fraction=0.2)
-    assert result["images"] == 100
-    assert result["cam_drop"] > result["random_blob_drop"] + 0.05
+    images = slice_data.x_test[:100]
+    inpainted = occlusion_check(flagship.model, images, fraction=0.2)  # ROAD-style fill
+    assert inpainted["images"] == 100 and inpainted["fill"] == "inpaint"
+    assert inpainted["cam_drop"] > inpainted["random_pixels_drop"] + 0.02
+    assert inpainted["cam_drop"] > inpainted["random_blob_drop"] + 0.05
+    greyed = occlusion_check(flagship.model, images, fraction=0.2, fill="mean")
+    assert greyed["cam_drop"] > greyed["random_blob_drop"] + 0.05
+    with pytest.raises(ValueError, match="unknown fill 'zero'; choose inpaint or mean"):
+        occlusion_check(flagship.model, images[:2], fill="zero")
 
 
 def test_grad_cam_for_reuses_one_compiled_explainer_per_model_and_layer(models):
