@@ -234,3 +234,39 @@ def test_readme_configures_a_gradio_space_for_the_installed_gradio():
     assert space["sdk"] == "gradio" and space["sdk_version"] == gradio.__version__
     assert (REPO_ROOT / space["app_file"]).is_file() and space["python_version"] == "3.11"
     assert isinstance(space["models"], list)
+
+
+def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
+    """The quick start's `python app.py`, as a user runs it: no --models, no $CIFAR_MODELS."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != service.MODELS_ENV}
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and app.poll() is None:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                time.sleep(1)
+        else:
+            pytest.fail(
+                f"app.py did not serve: {app.stdout.read() if app.poll() is not None else ''}"
+            )
+        card, _ = client.predict("resnet_fast", api_name="/models")
+        assert card.startswith("# CIFAR-10 resnet_fast")
+    finally:
+        app.terminate()
+        output = app.communicate(timeout=30)[0]
+    assert "Serving: resnet_fast" in output
