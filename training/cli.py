@@ -197,5 +197,46 @@ def ensemble_main(argv: list[str] | None = None) -> None:
         sys.exit(f"cifar-ensemble: error: {error}")
 
 
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar-export",
+        description="Export a saved model for TensorFlow Serving (SavedModel) or TFLite.",
+    )
+    parser.add_argument("model", help="model folder or Hub repo id (owner/name[@revision])")
+    parser.add_argument(
+        "output", type=Path, help="SavedModel version folder (e.g. serving/cifar10/1) or .tflite"
+    )
+    parser.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    parser.add_argument(
+        "--quantization",
+        choices=["float32", "float16", "int8"],
+        default="float16",
+        help="TFLite only; int8 calibrates on --representative-images training images",
+    )
+    parser.add_argument("--representative-images", type=int, default=500)
+    parser.add_argument("--data", help="CIFAR-10 for int8 calibration (default: search)")
+    return parser
+
+
+def export_main(argv: list[str] | None = None) -> None:
+    args = build_export_parser().parse_args(argv)
+    from cifar_cnn.classifier import CifarClassifier
+    from cifar_cnn.export import export_saved_model, export_tflite
+
+    try:
+        classifier = CifarClassifier.from_pretrained(args.model)
+        if args.format == "saved_model":
+            path = export_saved_model(classifier, args.output)
+        else:
+            representative = None
+            if args.quantization == "int8":
+                representative = load_cifar10(args.data).x_train[: args.representative_images]
+            path = export_tflite(classifier, args.output, args.quantization, representative)
+    except (DataError, ValueError, OSError) as error:
+        sys.exit(f"cifar-export: error: {error}")
+    size = sum(f.stat().st_size for f in [path, *path.rglob("*")] if f.is_file()) / 2**20
+    print(f"Wrote {path} ({size:.1f} MB)")
+
+
 if __name__ == "__main__":
     train_main()

@@ -1,0 +1,112 @@
+"""cifar_cnn.export and cifar-export: TF Serving SavedModels and TFLite files that answer as the
+Keras model does, on the shipped flagship and test slice."""
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data import REPO_ROOT, SLICE_PATH
+from cifar_cnn.export import TFLiteClassifier, export_saved_model, export_tflite
+from training.cli import export_main
+
+FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
+
+
+@pytest.fixture(scope="module")
+def flagship():
+    return CifarClassifier.from_pretrained(FLAGSHIP)
+
+
+@pytest.fixture(scope="module")
+def saved_model(flagship, tmp_path_factory):
+    return export_saved_model(flagship, tmp_path_factory.mktemp("serving") / "cifar10" / "1")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_saved_model_signatures_answer_like_the_keras_model(flagship, saved_model, slice_data):
+    images = slice_data.x_test
+    expected = flagship.predict(images)  # calibrated, as the app shows them
+    loaded = tf.saved_model.load(str(saved_model))
+    assert set(loaded.signatures) == {"serving_default", "serve_bytes"}
+
+    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    names = np.array(flagship.class_names)
+    assert [c.decode() for c in out["classes"].numpy()] == list(names[expected.argmax(1)])
+    assert out["class_names"].shape == (len(images), 10)
+
+    encoded = tf.constant([png_bytes(image) for image in images[:50]])
+    out = loaded.signatures["serve_bytes"](image_bytes=encoded)
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected[:50], atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(120, 90), (20, 24)])  # shrunk (area) and enlarged (bicubic)
+def test_encoded_photos_are_cropped_and_resized_in_the_graph_like_the_library(slice_data, size):
+    from cifar_cnn.export import decode_to_model_input
+    from cifar_cnn.preprocessing import to_model_input
+
+    photo = np.asarray(Image.fromarray(slice_data.x_test[1]).resize(size, Image.Resampling.BICUBIC))
+    in_graph = decode_to_model_input(tf.constant(png_bytes(photo))).numpy().astype(float)
+    library = to_model_input(photo)[0][0].astype(float)
+    assert np.abs(in_graph - library).mean() < 2.0  # of 255 levels; the resamplers differ slightly
+
+
+def test_saved_model_cli_runs_the_export(flagship, saved_model, slice_data, tmp_path):
+    images = slice_data.x_test[:20]
+    np.save(tmp_path / "images.npy", images)
+    cli = shutil.which("saved_model_cli") or Path(sys.executable).with_name("saved_model_cli")
+    subprocess.run(
+        [cli, "run", "--dir", str(saved_model), "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs", f"images={tmp_path / 'images.npy'}",
+         "--outdir", str(tmp_path / "out")],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    probabilities = np.load(tmp_path / "out" / "probabilities.npy")
+    np.testing.assert_allclose(probabilities, flagship.predict(images), atol=1e-5)
+
+
+def test_an_existing_version_folder_is_never_overwritten(flagship, saved_model):
+    with pytest.raises(ValueError, match="already exists; choose a new version folder"):
+        export_saved_model(flagship, saved_model)
+
+
+@pytest.mark.parametrize(("quantization", "agreement"), [("float16", 0.99), ("int8", 0.97)])
+def test_tflite_agrees_with_the_keras_model(
+    flagship, slice_data, tmp_path, quantization, agreement
+):
+    path = export_tflite(
+        flagship, tmp_path / f"m-{quantization}.tflite", quantization, slice_data.x_train[:200]
+    )
+    keras_labels = flagship.predict(slice_data.x_test, calibrated=False).argmax(1)
+    tflite_labels = TFLiteClassifier(path).predict(slice_data.x_test).argmax(1)
+    assert np.mean(tflite_labels == keras_labels) >= agreement
+    assert path.stat().st_size < (FLAGSHIP / "model.keras").stat().st_size
+
+
+def test_int8_needs_representative_images(flagship, tmp_path):
+    with pytest.raises(ValueError, match="int8 quantization needs representative_images"):
+        export_tflite(flagship, tmp_path / "m.tflite", "int8")
+
+
+def test_cifar_export_command_writes_both_formats(tmp_path, capsys):
+    export_main([str(FLAGSHIP), str(tmp_path / "serving" / "1")])
+    assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()
+    export_main([str(FLAGSHIP), str(tmp_path / "m.tflite"), "--format", "tflite",
+                 "--quantization", "int8", "--data", str(SLICE_PATH),
+                 "--representative-images", "100"])  # fmt: skip
+    assert (tmp_path / "m.tflite").is_file() and "Wrote" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="cifar-export: error: .*already exists"):
+        export_main([str(FLAGSHIP), str(tmp_path / "serving" / "1")])
