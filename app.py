@@ -2,6 +2,7 @@
 cifar_cnn.service and is tested there.
 
     python app.py                                   # the shipped models in models/
+    curl localhost:7860/healthz; curl localhost:7860/metrics      # health and Prometheus
     python app.py --models models/resnet_fast,me/cifar10-seed@v2
     CIFAR_MODELS=me/cifar10-resnet-fast python app.py
 
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import tempfile
 from pathlib import Path
 
 import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 
 from cifar_cnn import service  # importing cifar_cnn turns oneDNN on before TensorFlow loads
 from cifar_cnn.corruptions import CORRUPTIONS
 from cifar_cnn.data import CLASS_NAMES, REPO_ROOT
 from cifar_cnn.gradcam import COLORMAPS, METHODS
+from cifar_cnn.monitoring import METRICS_CONTENT_TYPE, Monitor
 
 EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
 # Fashion-MNIST test images: pictures that are none of the ten classes.
@@ -46,16 +52,19 @@ def image_handler(function):
     return wrapper
 
 
-def build_demo(served: service.ServedModels) -> gr.Blocks:
+def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> gr.Blocks:
     names = served.names
     default = names[0] if names else None
+    observed = (monitor or Monitor(served)).observed
 
+    @observed("classify")
     @image_handler
     def classify(image, model, top_k, history):
         result = service.classify(served.get(model), image, int(top_k))
         history = service.add_to_history(history, result.view, model, result)
         return result.top, result.view, result.notice, history
 
+    @observed("batch")
     def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
         if not files:
             raise gr.Error("Please add some images first.")
@@ -74,11 +83,13 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         ]
         return table, thumbnails
 
+    @observed("ensemble")
     @image_handler
     def ensemble(image):
         vote = service.ensemble_vote(served, image)
         return vote.rows, vote.soft, vote.summary
 
+    @observed("gradcam")
     @image_handler
     def gradcam(image, model, class_name, layer, method, opacity, colormap):
         result = service.explain(
@@ -96,6 +107,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         )
         return result.overlay, caption
 
+    @observed("compare")
     @image_handler
     def compare(image, models):
         chosen = models or names
@@ -106,6 +118,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
             panels.append((result.overlay, caption))
         return panels
 
+    @observed("robustness")
     @image_handler
     def robustness(image, model, corruption, severity):
         result = service.robustness(served.get(model), image, corruption, int(severity))
@@ -117,6 +130,7 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
         c = result.classification
         return result.corrupted, c.top, c.notice, explanation.overlay, caption
 
+    @observed("models")
     def describe(model):
         text, plots = service.model_card(served.get(model))
         return text, plots
@@ -304,20 +318,45 @@ def build_demo(served: service.ServedModels) -> gr.Blocks:
     return demo
 
 
+def build_app(served: service.ServedModels) -> FastAPI:
+    """The demo mounted on FastAPI beside /healthz (JSON) and /metrics (Prometheus)."""
+    monitor = Monitor(served)
+    api = FastAPI(title="CIFAR-10 explorer")
+
+    @api.get("/healthz")
+    def healthz():
+        health = monitor.health()
+        return JSONResponse(health, status_code=503 if health["status"] == "down" else 200)
+
+    @api.get("/metrics")
+    def metrics():
+        return Response(monitor.metrics_text(), media_type=METRICS_CONTENT_TYPE)
+
+    # show_error: a bad upload's reason reaches the visitor and API clients (our messages
+    # carry no secrets; tokens are never part of them).
+    return gr.mount_gradio_app(
+        api, build_demo(served, monitor), path="/", max_file_size=MAX_FILE_SIZE, show_error=True
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the CIFAR-10 explorer.")
     parser.add_argument("--models", help="comma-separated folders or Hub repo ids (@revision)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    # A Hugging Face Space sets GRADIO_SERVER_NAME=0.0.0.0; locally we stay on the loopback.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
     served = service.load_models(service.model_sources(args.models))
     for source, reason in served.failures.items():
         print(f"Model {source} failed to load: {reason}")
     print(f"Serving: {', '.join(served.names) or 'no models'}")
-    # show_error: a bad upload's reason reaches the visitor and API clients (our messages
-    # carry no secrets; tokens are never part of them).
-    build_demo(served).launch(
-        server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, show_error=True
+    print(f"Open http://{args.host}:{args.port}/ (health: /healthz, metrics: /metrics)")
+    uvicorn.run(
+        build_app(served),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
     )
 
 

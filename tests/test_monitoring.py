@@ -1,0 +1,111 @@
+"""cifar_cnn.monitoring, and the app's /healthz and /metrics served beside the demo."""
+
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+
+from cifar_cnn import service
+from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.monitoring import Monitor
+
+SHIP = str(REPO_ROOT / "examples" / "test0001_ship.png")
+
+
+def sample(metrics: str, name: str, **labels) -> float:
+    """One sample's value from Prometheus text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
+    match = re.search("^" + pattern + "$", metrics, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.fixture(scope="module")
+def served(trained_seed_cnn):
+    return service.load_models([str(trained_seed_cnn), "/nonexistent/model"])
+
+
+def test_observed_counts_times_and_sorts_failures_by_kind(served):
+    monitor = Monitor(served)
+
+    @monitor.observed("classify")
+    def handler(image, model):
+        if image == "bad":
+            raise ValueError("not an image")
+        if image == "bug":
+            raise RuntimeError("boom")
+        return "ok"
+
+    assert handler("fine", "model") == "ok"
+    with pytest.raises(ValueError):
+        handler("bad", "model")
+    with pytest.raises(RuntimeError):
+        handler("bug", "unknown-name")
+    text = monitor.metrics_text().decode()
+    assert sample(text, "cifar_requests_total", endpoint="classify", model="model") == 2
+    assert sample(text, "cifar_requests_total", endpoint="classify", model="all") == 1
+    assert sample(text, "cifar_errors_total", endpoint="classify", kind="bad_input") == 1
+    assert sample(text, "cifar_errors_total", endpoint="classify", kind="internal") == 1
+    assert sample(text, "cifar_request_seconds_count", endpoint="classify") == 3
+    assert sample(text, "cifar_model_load_failures") == 1
+    assert sample(text, "cifar_models_loaded") == 1
+
+
+def test_health_is_degraded_when_a_model_failed_and_down_when_none_serves(served):
+    health = Monitor(served).health()
+    assert health["status"] == "degraded" and "/nonexistent/model" in health["failures"]
+    assert health["models"]["model"]["architecture"] == "seed_cnn"
+    assert len(health["models"]["model"]["model_sha256"]) == 64
+    assert Monitor(service.ServedModels()).health()["status"] == "down"
+    healthy = service.ServedModels(classifiers=served.classifiers)
+    assert Monitor(healthy).health()["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def app_server(served):
+    """app.build_app (demo + /healthz + /metrics) under uvicorn on a free local port."""
+    import socket
+
+    import uvicorn
+
+    import app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app.build_app(served), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_the_app_reports_health_and_counts_requests_and_errors(app_server, tmp_path):
+    health = httpx.get(f"{app_server}/healthz").json()
+    assert health["status"] == "degraded" and list(health["models"]) == ["model"]
+
+    client = Client(app_server + "/", verbose=False)
+    client.predict(handle_file(SHIP), "model", 3, api_name="/classify")
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    with pytest.raises(Exception, match="not an image file"):
+        client.predict(handle_file(str(bad)), "model", 3, api_name="/classify")
+
+    response = httpx.get(f"{app_server}/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert sample(text, "cifar_requests_total", endpoint="classify", model="model") == 2
+    assert sample(text, "cifar_errors_total", endpoint="classify", kind="bad_input") == 1
+    assert sample(text, "cifar_request_seconds_count", endpoint="classify") == 2
+    assert sample(text, "cifar_model_load_failures") == 1
