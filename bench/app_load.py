@@ -1,0 +1,104 @@
+"""Load test of the app's /classify on 127.0.0.1: 1, 8 and 32 concurrent gradio_client clients.
+
+    python bench/app_load.py                          # 60 s per level, the flagship
+    python bench/app_load.py --seconds 20 --clients 1 8
+
+Starts `python app.py` (the flagship only) in a child process, then for each level runs that
+many threads, each with its own `gradio_client.Client`, calling /classify on a real test image
+back to back for `--seconds`. Reports completed calls/s, p50/p95/p99 latency, errors (a call
+that raised or returned no label), and the server's resident memory before the first level and
+after the last. Bounded in time and count; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from app_latency import IMAGE, start_app
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_level(url: str, model: str, clients: int, seconds: float) -> dict:
+    from gradio_client import Client, handle_file
+
+    connections = [Client(url, verbose=False) for _ in range(clients)]
+    latencies: list[float] = []
+    errors = 0
+    problems: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def work(client):
+        nonlocal errors
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            problem = None
+            try:
+                labels, _, _ = client.predict(handle_file(str(IMAGE)), model, 3,
+                                              api_name="/classify")  # fmt: skip
+                if not labels.get("label"):
+                    problem = f"no label in {labels!r}"
+            except Exception as error:  # counted and shown, not fatal to the load test
+                problem = repr(error)
+            with lock:
+                if problem is None:
+                    latencies.append(1000 * (time.perf_counter() - started))
+                else:
+                    errors += 1
+                    problems.setdefault(problem[:200], 0)
+                    problems[problem[:200]] += 1
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in connections]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (np.nan,) * 3
+    return {"calls": len(latencies), "per_second": len(latencies) / elapsed, "p50": p50,
+            "p95": p95, "p99": p99, "errors": errors, "problems": problems}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="models/resnet_fast")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--port", type=int, default=7872)
+    args = parser.parse_args()
+    app = start_app(args.model, args.port)
+    url = f"http://127.0.0.1:{args.port}/"
+    try:
+        before = resident_mb(app.pid)
+        print("| clients | calls | calls/s | p50 ms | p95 ms | p99 ms | errors |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for clients in args.clients:
+            r = run_level(url, Path(args.model).name, clients, args.seconds)
+            print(
+                f"| {clients} | {r['calls']} | {r['per_second']:.1f} | {r['p50']:.0f} "
+                f"| {r['p95']:.0f} | {r['p99']:.0f} | {r['errors']} |",
+                flush=True,
+            )
+            for problem, count in r["problems"].items():
+                print(f"  {count} x {problem}")
+        after = resident_mb(app.pid)
+        print(f"\nServer resident memory: {before:.0f} MB before, {after:.0f} MB after "
+              f"({after - before:+.0f} MB)")  # fmt: skip
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
