@@ -145,7 +145,7 @@ def render_model_card(
 OOD_SCORE_NAMES = {
     "msp": "the top class probability",
     "energy": "the energy score, the log-sum-exp of the logits",
-    "ensemble": "the soft vote's top probability",
+    "agreement": "the members' mean probability for the soft vote's class",
 }
 
 
@@ -220,6 +220,15 @@ member's top class its weight; a tie goes to {{ tie_break }}.
 {{ results_table }}
 
 All members agree on {{ all_agree }} of the test images.
+{% endif %}{% if ood %}
+## Out-of-distribution detection
+
+Scores of the ensemble on {{ ood_in }} against {{ ood_out }}; the score marked "used" was chosen
+by AUROC on the {{ ood_fitted_on }}, with a threshold keeping {{ ood_tpr }} of them:
+
+| score | AUROC | false-positive rate at 95% true-positive rate |
+|---|---:|---:|
+{{ ood_rows }}
 {% endif %}
 """
 
@@ -244,6 +253,7 @@ def render_ensemble_card(
             results_table="\n".join(rows),
             all_agree=_percent(metrics["agreement"]["all_agree"]),
         )
+        kwargs.update(_ood_fields(metrics.get("ood")))
     results = (
         [test_accuracy_result("accuracy (soft vote)", metrics["soft"]["accuracy"])]
         if metrics

@@ -76,7 +76,7 @@ class Monitor:
         return decorate
 
     def health(self) -> dict[str, Any]:
-        """"ok" while every configured model serves; "degraded" if some failed to load;
+        """ "ok" while every configured model serves; "degraded" if some failed to load;
         "down" if none serves. With each model's architecture, version and weights hash."""
         models = {
             name: {

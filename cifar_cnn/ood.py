@@ -10,8 +10,8 @@ Scores (all "higher means more like CIFAR-10"):
 
 - ``msp``: the maximum softmax probability (Hendrycks and Gimpel, 2017);
 - ``energy``: the log-sum-exp of the logits, the negative free energy (Liu et al., 2020);
-- ``ensemble``: the soft vote's maximum probability, for several models, which also falls when
-  the members disagree.
+- for an ensemble (`ensemble_ood_scores`): the soft vote's maximum probability, the members'
+  mean energy, and their agreement on the soft vote's class.
 """
 
 from __future__ import annotations
@@ -97,6 +97,28 @@ def ood_scores(classifier: Any, images: ImageLike | list[ImageLike]) -> dict[str
     probabilities (the ones people see), energy on the raw logits."""
     logits = logits_for(classifier, images)
     return {"msp": msp_score(classifier.predict(images)), "energy": energy_score(logits)}
+
+
+def ensemble_ood_scores(
+    ensemble: Any, images: ImageLike | list[ImageLike]
+) -> dict[str, np.ndarray]:
+    """Scores of a CifarEnsemble: "msp" of the soft vote, "energy" as the members' weighted
+    mean, and "agreement", the weighted mean probability the members give the soft vote's
+    class (it falls when they disagree)."""
+    from cifar_cnn.ensemble import soft_vote
+
+    batch, _ = to_model_input(images)
+    members = ensemble.member_probabilities(batch)  # (M, N, C), calibrated
+    weights = np.asarray(ensemble.weights, float) / np.sum(ensemble.weights)
+    soft = soft_vote(members, ensemble.weights)
+    chosen = soft.argmax(axis=-1)
+    energies = np.stack([energy_score(logits_for(m, batch)) for m in ensemble.members])
+    on_choice = members[:, np.arange(len(chosen)), chosen]  # (M, N)
+    return {
+        "msp": msp_score(soft),
+        "energy": np.tensordot(weights, energies, axes=1),
+        "agreement": np.tensordot(weights, on_choice, axes=1),
+    }
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:

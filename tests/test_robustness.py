@@ -31,7 +31,7 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
 
     evaluate_main(
         [str(folder), "--data", str(SLICE_PATH), "--ood", "--corruptions",
-         "--corruption-images", "20"]
+         "--corruption-images", "20", "--ood-images", "500"]
     )  # fmt: skip
 
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -62,3 +62,18 @@ def test_ood_needs_a_training_record_for_the_validation_split(trained_seed_cnn, 
     del classifier.config["training"]
     with pytest.raises(ValueError, match="no training record"):
         validation_images(classifier, load_slice())
+
+
+@needs_fashion_mnist
+def test_cifar_ensemble_ood_reports_ensemble_scores_in_its_card(trained_seed_cnn, tmp_path):
+    from training.cli import ensemble_main
+
+    for name in ("a", "b"):
+        shutil.copytree(trained_seed_cnn, tmp_path / name)
+    output = tmp_path / "ensemble"
+    ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
+                   "--data", str(SLICE_PATH), "--ood", "--ood-images", "500"])  # fmt: skip
+    report = json.loads((output / "metrics.json").read_text())["ood"]
+    assert set(report["scores"]) == {"msp", "energy", "agreement"}
+    assert report["detector"]["score"] in report["scores"]
+    assert "## Out-of-distribution detection" in (output / "README.md").read_text()

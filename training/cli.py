@@ -143,6 +143,9 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
     )
+    parser.add_argument(
+        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
+    )
     return parser
 
 
@@ -166,7 +169,10 @@ def evaluate_main(argv: list[str] | None = None) -> None:
 
         try:
             if args.ood:
-                evaluate_ood(classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR)
+                evaluate_ood(
+                    classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR,
+                    args.ood_images,
+                )  # fmt: skip
             if args.corruptions:
                 evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
         except (ValueError, OSError) as error:
@@ -183,6 +189,15 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("models/ensemble"))
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--equal-weights", action="store_true", help="weight members equally")
+    parser.add_argument(
+        "--ood", action="store_true", help="also measure out-of-distribution detection"
+    )
+    parser.add_argument(
+        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
+    )
+    parser.add_argument(
+        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
+    )
     return parser
 
 
@@ -192,7 +207,15 @@ def ensemble_main(argv: list[str] | None = None) -> None:
 
     try:
         data = load_cifar10(args.data)
-        build_ensemble(args.members, args.output, data, equal_weights=args.equal_weights)
+        ensemble = build_ensemble(args.members, args.output, data, equal_weights=args.equal_weights)
+        if args.ood:
+            from cifar_cnn.ood import FASHION_MNIST_DIR
+            from training.robustness import evaluate_ensemble_ood
+
+            evaluate_ensemble_ood(
+                ensemble, data, args.output, args.fashion_mnist or FASHION_MNIST_DIR,
+                args.ood_images,
+            )  # fmt: skip
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-ensemble: error: {error}")
 

@@ -207,7 +207,8 @@ def build_ensemble(
     sources = [
         os.path.relpath(Path(folder).resolve(), output.resolve()) for folder in member_folders
     ]
-    ensemble.save_pretrained(output, sources=sources)
+    ensemble.sources = sources
+    ensemble.save_pretrained(output)
     metrics = ensemble.metrics
     for name, accuracy in metrics["members"].items():
         print(f"{name}: {accuracy:.4f}")

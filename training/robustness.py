@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,13 @@ import numpy as np
 from cifar_cnn.classifier import CONFIG_FILE, METRICS_FILE, CifarClassifier
 from cifar_cnn.corruptions import corruption_benchmark
 from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.ood import (
     DEFAULT_TPR,
     FASHION_MNIST_DIR,
-    SCORES,
     auroc,
+    ensemble_ood_scores,
     load_fashion_mnist,
     ood_report,
     ood_scores,
@@ -41,16 +43,17 @@ def validation_images(classifier: CifarClassifier, data: Cifar10) -> tuple[np.nd
 
 
 def fit_ood_detector(
-    classifier: CifarClassifier,
+    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
     x_val: np.ndarray,
     outliers: np.ndarray,
     tpr: float = DEFAULT_TPR,
 ) -> dict:
     """Choose the score that best separates the validation split from `outliers` (AUROC), and
-    the threshold that keeps `tpr` of the validation images. Test sets play no part."""
-    inside, outside = ood_scores(classifier, x_val), ood_scores(classifier, outliers)
-    validation_auroc = {name: auroc(inside[name], outside[name]) for name in SCORES}
-    score = max(SCORES, key=validation_auroc.get)
+    the threshold that keeps `tpr` of the validation images. Test sets play no part.
+    `scorer` maps images to {score name: per-image scores}."""
+    inside, outside = scorer(x_val), scorer(outliers)
+    validation_auroc = {name: auroc(inside[name], outside[name]) for name in inside}
+    score = max(validation_auroc, key=validation_auroc.get)
     return {
         "score": score,
         "threshold": threshold_at_tpr(inside[score], tpr),
@@ -61,25 +64,25 @@ def fit_ood_detector(
     }
 
 
-def evaluate_ood(
-    classifier: CifarClassifier,
+def measure_ood(
+    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
+    x_val: np.ndarray,
     data: Cifar10,
-    output: str | os.PathLike,
     fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
-    fit_size: int = 5000,
+    outlier_images: int | None = None,
 ) -> dict:
-    """Fit the detector (validation split vs Fashion-MNIST train), store it in config.json, and
-    report AUROC and FPR at 95% TPR of every score on CIFAR-10 test vs Fashion-MNIST test."""
-    x_val, _ = validation_images(classifier, data)
+    """Fit a detector (validation split vs 5,000 Fashion-MNIST training images) and report AUROC
+    and FPR at 95% TPR of every score on CIFAR-10 test vs the Fashion-MNIST test images
+    (`outlier_images` caps both Fashion-MNIST sets, for quick checks)."""
+    fit_size = min(5000, outlier_images or 5000)
     detector = fit_ood_detector(
-        classifier, x_val, load_fashion_mnist("train", fashion_mnist, limit=fit_size)
+        scorer, x_val, load_fashion_mnist("train", fashion_mnist, limit=fit_size)
     )
-    outliers = load_fashion_mnist("test", fashion_mnist)
-    report = ood_report(ood_scores(classifier, data.x_test), ood_scores(classifier, outliers))
+    outliers = load_fashion_mnist("test", fashion_mnist, limit=outlier_images)
     report = {
         "in_distribution": f"CIFAR-10 test ({len(data.x_test)} images)",
         "outliers": f"Fashion-MNIST test ({len(outliers)} images, 32x32 RGB)",
-        "scores": report,
+        "scores": ood_report(scorer(data.x_test), scorer(outliers)),
         "detector": detector,
     }
     chosen = report["scores"][detector["score"]]
@@ -87,8 +90,49 @@ def evaluate_ood(
         f"OOD: {detector['score']} chosen on validation; on the test sets AUROC "
         f"{chosen['auroc']:.4f}, FPR at 95% TPR {chosen['fpr_at_95_tpr']:.4f}"
     )
-    classifier.config["ood_detector"] = detector
+    return report
+
+
+def evaluate_ood(
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    outlier_images: int | None = None,
+) -> dict:
+    """`measure_ood` for one model; the detector goes to config.json (and drives the app's
+    warning), the report to metrics.json and the card."""
+    x_val, _ = validation_images(classifier, data)
+    report = measure_ood(
+        lambda images: ood_scores(classifier, images), x_val, data, fashion_mnist, outlier_images
+    )
+    classifier.config["ood_detector"] = report["detector"]
     _update(classifier, output, "ood", report)
+    return report
+
+
+def evaluate_ensemble_ood(
+    ensemble: CifarEnsemble,
+    data: Cifar10,
+    output: str | os.PathLike,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    outlier_images: int | None = None,
+) -> dict:
+    """`measure_ood` for an ensemble (its members share one validation split); the report goes
+    to the ensemble folder's metrics.json and card."""
+    splits = {json.dumps(validation_images(m, data)[0][:5].tolist()) for m in ensemble.members}
+    if len(splits) != 1:
+        raise ValueError("the members were validated on different splits; no common one to fit on")
+    x_val, _ = validation_images(ensemble.members[0], data)
+    report = measure_ood(
+        lambda images: ensemble_ood_scores(ensemble, images),
+        x_val,
+        data,
+        fashion_mnist,
+        outlier_images,
+    )
+    ensemble.metrics = {**(ensemble.metrics or {}), "ood": report}
+    ensemble.save_pretrained(output)
     return report
 
 
