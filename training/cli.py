@@ -51,6 +51,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="model folder to write (default: models/MODEL)")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and state (default: runs/MODEL)")
     parser.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel on the workers named in TF_CONFIG (MultiWorkerMirroredStrategy); "
+        "run the same command on every worker",
+    )
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation")
     parser.add_argument("--backbone", choices=["mobilenet", "resnet50"], help="transfer backbone")
     parser.add_argument("--backbone-weights", help="'imagenet', a .h5 file, or 'none'")
@@ -98,7 +104,19 @@ def train_main(argv: list[str] | None = None) -> None:
 
     code = code_version()
     started = time.time()
-    result = train(recipe, data, run_dir)
+    if args.distributed:
+        from training.distributed import is_chief, make_strategy, train_distributed
+
+        try:
+            strategy = make_strategy()
+            result = train_distributed(recipe, data, run_dir, strategy)
+        except ValueError as error:
+            sys.exit(f"cifar-train: error: {error}")
+        if not is_chief(strategy):
+            print("Worker finished; the chief saves the model.")
+            return
+    else:
+        result = train(recipe, data, run_dir)
     minutes = (time.time() - started) / 60
     print(
         f"Trained {recipe.model}: best val_accuracy {result.val_accuracy:.4f} "

@@ -1,0 +1,115 @@
+"""training.distributed: two real worker processes on 127.0.0.1 under
+MultiWorkerMirroredStrategy end with identical weights; a killed worker fails the run loudly, and
+rerunning resumes from the chief's last checkpoint."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cifar_cnn.data import REPO_ROOT
+
+WORKER = """
+import sys
+import numpy as np
+import cifar_cnn
+from cifar_cnn.data import Cifar10, load_slice
+from training.distributed import make_strategy, train_distributed
+from training.recipes import get_recipe
+
+run_dir, epochs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = load_slice()
+small = Cifar10(data.x_train[:400], data.y_train[:400], data.x_test[:10], data.y_test[:10], "slice")
+recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision="off")
+result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=20))
+np.savez(out, *result.model.get_weights())
+"""
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(run_dir, epochs, tmp_path, tag):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster,
+                                        "task": {"type": "worker", "index": index}})}  # fmt: skip
+        out = tmp_path / f"{tag}-worker{index}.npz"
+        log = open(tmp_path / f"{tag}-worker{index}.log", "w")
+        workers.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out)],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        ))  # fmt: skip
+    return workers
+
+
+def wait(workers, timeout):
+    deadline = time.time() + timeout
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for w in workers:
+                w.kill()
+            pytest.fail(f"workers still running after {timeout} s")
+    return [w.returncode for w in workers]
+
+
+def test_two_workers_end_with_identical_weights(tmp_path):
+    workers = start_workers(tmp_path / "run", 2, tmp_path, "a")
+    assert wait(workers, 300) == [0, 0], (tmp_path / "a-worker0.log").read_text()[-3000:]
+    chief, other = (np.load(tmp_path / f"a-worker{i}.npz") for i in range(2))
+    assert len(chief.files) == len(other.files) > 0
+    for name in chief.files:
+        np.testing.assert_array_equal(chief[name], other[name])
+    log = (tmp_path / "a-worker0.log").read_text()
+    epochs = [json.loads(line) for line in log.splitlines() if line.startswith('{"epoch"')]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[0]["replicas"] == 2
+    assert (tmp_path / "run" / "distributed" / "checkpoint").is_file()  # the chief's only
+
+
+def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    workers = start_workers(run_dir, 6, tmp_path, "b")
+    deadline = time.time() + 240
+    while not (run_dir / "distributed" / "ckpt-1.index").exists():
+        assert time.time() < deadline, "no checkpoint appeared"
+        assert all(w.poll() is None for w in workers), "a worker ended early"
+        time.sleep(0.5)
+    workers[1].send_signal(signal.SIGKILL)
+    codes = wait(workers[:1], 120)  # the survivor must give up, not hang
+    assert codes[0] != 0
+
+    workers = start_workers(run_dir, 6, tmp_path, "c")
+    assert wait(workers, 300) == [0, 0], (tmp_path / "c-worker0.log").read_text()[-3000:]
+    log = (tmp_path / "c-worker0.log").read_text()
+    resumed = [line for line in log.splitlines() if line.startswith("Resuming")]
+    assert resumed and "from epoch 0" not in resumed[0]
+    epochs = [json.loads(line)["epoch"] for line in log.splitlines() if line.startswith('{"epoch"')]
+    assert epochs[-1] == 6 and epochs[0] > 1
+
+
+def test_distributed_without_tf_config_says_what_is_missing(monkeypatch, tmp_path):
+    from cifar_cnn.data import SLICE_PATH
+    from training.cli import train_main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SystemExit, match="--distributed needs TF_CONFIG"):
+        train_main(["--model", "seed_cnn", "--distributed", "--data", str(SLICE_PATH),
+                    "--run-dir", str(tmp_path)])  # fmt: skip

@@ -1,0 +1,184 @@
+"""Data-parallel training on several workers with `tf.distribute.MultiWorkerMirroredStrategy`.
+
+Every worker runs the same command with its own `TF_CONFIG` (see README); worker 0 is the chief:
+
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                "task": {"type": "worker", "index": 0}}' \
+        cifar-train --model resnet_fast --distributed
+
+The global batch is the recipe's batch size times the number of replicas, and the learning rate
+scales with it (the linear scaling rule). Gradients are all-reduced every step, so every worker
+holds the same weights; BatchNorm's moving statistics are averaged across workers after each
+epoch. Only the chief writes checkpoints into the run directory (which every worker must be able
+to read, e.g. shared storage, to resume); the others write theirs to a temporary folder and
+delete it. A worker that dies makes the others fail after `timeout_seconds` instead of hanging.
+
+Keras 3's `model.fit` does not run under this strategy (keras-team/keras#20585), hence the small
+custom loop below; it reuses the recipe's model, optimizer, schedule, loss and input pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cifar_cnn.data import Cifar10, split_validation
+from training.checkpoint import TrainingState
+from training.recipes import Recipe
+from training.train import (
+    TrainResult,
+    build_for_recipe,
+    compile_for_phase,
+    make_dataset,
+    set_mixed_precision,
+)
+
+CHECKPOINTS = "distributed"
+
+
+def make_strategy(timeout_seconds: float = 60) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy for this worker, from `TF_CONFIG`; collectives give up after the timeout."""
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("--distributed needs TF_CONFIG naming the cluster and this worker's task")
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def train_distributed(
+    recipe: Recipe,
+    data: Cifar10,
+    run_dir: str | os.PathLike,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: bool = True,
+) -> TrainResult:
+    """Train `recipe` data-parallel across the cluster in `TF_CONFIG`, resuming from the chief's
+    last checkpoint in `run_dir`. Returns the final weights (on every worker)."""
+    strategy = strategy or make_strategy()
+    replicas = strategy.num_replicas_in_sync
+    chief = is_chief(strategy)
+    scaled = dataclasses.replace(
+        recipe,
+        batch_size=recipe.batch_size * replicas,
+        learning_rate=recipe.learning_rate * replicas,
+        fine_tune_learning_rate=recipe.fine_tune_learning_rate * replicas,
+    )
+    if recipe.head_epochs:
+        raise ValueError("distributed training does not do the two-phase transfer recipe yet")
+    keras.utils.set_random_seed(recipe.seed)
+    precision = set_mixed_precision(recipe.mixed_precision)
+    x_train, y_train, x_val, y_val = split_validation(
+        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+    )
+    steps_per_epoch = int(np.ceil(len(x_train) / scaled.batch_size))
+    train_ds = make_dataset(
+        x_train, y_train, scaled.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed
+    )
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = strategy.experimental_distribute_dataset(train_ds.with_options(options))
+
+    with strategy.scope():
+        model = build_for_recipe(recipe, x_train)
+        compile_for_phase(model, scaled, steps_per_epoch, "main")
+        optimizer, loss_fn = model.optimizer, model.loss
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+    run_dir = Path(run_dir)
+    shared = run_dir / CHECKPOINTS
+    own = shared if chief else Path(tempfile.mkdtemp(prefix="cifar-worker-"))
+    latest = tf.train.latest_checkpoint(shared)
+    if latest:
+        checkpoint.restore(latest)
+        print(f"Resuming {run_dir} from epoch {int(epoch.numpy())} ({latest})", flush=True)
+    manager = tf.train.CheckpointManager(checkpoint, own, max_to_keep=2)
+    per_example = keras.losses.CategoricalCrossentropy(
+        label_smoothing=recipe.label_smoothing, reduction="none"
+    )
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(images, labels):
+            with tf.GradientTape() as tape:
+                probabilities = model(images, training=True)
+                loss = tf.nn.compute_average_loss(
+                    per_example(labels, probabilities), global_batch_size=scaled.batch_size
+                )
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+            return loss
+
+        losses = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    del loss_fn  # the per-example loss above is the compiled one without its reduction
+    statistics = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
+
+    @tf.function
+    def average_moving_statistics():
+        # Each replica updated BatchNorm's moving averages from its own batches: make them the
+        # cross-worker mean, so every worker ends with the same model.
+        for variable in statistics:
+            local = strategy.run(lambda v=variable: tf.identity(v.value))
+            variable.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
+
+    state = TrainingState(recipe=recipe.to_dict())
+    history = state.history
+    for current in range(int(epoch.numpy()), recipe.epochs):
+        started = time.perf_counter()
+        total, steps = 0.0, 0
+        for batch in train_ds:
+            total += float(train_step(batch))
+            steps += 1
+        average_moving_statistics()
+        probabilities = model.predict(x_val, batch_size=500, verbose=0)
+        val_accuracy = float(np.mean(probabilities.argmax(1) == y_val))
+        epoch.assign(current + 1)
+        manager.save(checkpoint_number=current + 1)
+        seconds = time.perf_counter() - started
+        history.append(
+            {
+                "epoch": current + 1,
+                "loss": total / max(steps, 1),
+                "val_accuracy": val_accuracy,
+                "seconds": round(seconds, 2),
+                "images_per_second": round(len(x_train) / seconds, 1),
+                "replicas": replicas,
+                "pid": os.getpid(),
+            }  # fmt: skip
+        )
+        if verbose:
+            print(json.dumps(history[-1]), flush=True)
+    if not chief:
+        shutil.rmtree(own, ignore_errors=True)
+    state.epoch = recipe.epochs
+    state.finished = True
+    if history:
+        best = max(history, key=lambda h: h["val_accuracy"])
+        state.best_epoch, state.best_val_accuracy = best["epoch"], best["val_accuracy"]
+    speeds = [h["images_per_second"] for h in history]
+    return TrainResult(
+        model=model,
+        state=state,
+        val_accuracy=history[-1]["val_accuracy"] if history else float("nan"),
+        images_per_second=float(np.median(speeds)) if speeds else 0.0,
+        train_seconds=float(sum(h["seconds"] for h in history)),
+        precision=precision,
+    )
