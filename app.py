@@ -22,6 +22,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from gradio.utils import get_upload_folder
 
 from cifar_cnn import service  # importing cifar_cnn turns oneDNN on before TensorFlow loads
 from cifar_cnn.corruptions import CORRUPTIONS
@@ -45,7 +46,8 @@ def image_handler(function):
         if upload is None:
             raise gr.Error("Please upload an image first.")
         try:
-            return function(service.uploaded_path(upload), *args)
+            path = service.uploaded_path(upload, upload_folder=get_upload_folder())
+            return function(path, *args)
         except ValueError as error:
             raise gr.Error(service.upload_error_message(error, upload)) from None
 
@@ -272,12 +274,15 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
                     r_overlay = gr.Image(label="Where the model looked", height=200)
                     r_caption = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=r_image)
-            gr.on(
-                [r_button.click, r_severity.release, r_corruption.change],
-                robustness,
-                [r_image, r_model, r_corruption, r_severity],
-                [r_view, r_labels, r_notice, r_overlay, r_caption],
-                api_name="robustness",
+            r_inputs = [r_image, r_model, r_corruption, r_severity]
+            r_outputs = [r_view, r_labels, r_notice, r_overlay, r_caption]
+            r_button.click(robustness, r_inputs, r_outputs, api_name="robustness", preprocess=False)
+            gr.on(  # live updates, once there is an image to update
+                [r_severity.release, r_corruption.change],
+                lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 5,
+                r_inputs,
+                r_outputs,
+                api_name=False,
                 preprocess=False,
             )
 
@@ -334,9 +339,12 @@ def build_app(served: service.ServedModels) -> FastAPI:
 
     # show_error: a bad upload's reason reaches the visitor and API clients (our messages
     # carry no secrets; tokens are never part of them).
-    return gr.mount_gradio_app(
-        api, build_demo(served, monitor), path="/", max_file_size=MAX_FILE_SIZE, show_error=True
-    )
+    demo = build_demo(served, monitor)
+    app = gr.mount_gradio_app(api, demo, path="/", max_file_size=MAX_FILE_SIZE, show_error=True)
+    # Gradio checks that input files were uploaded (not named server paths) only once it
+    # counts the demo as launched, which mounting alone does not do.
+    demo.has_launched = True
+    return app
 
 
 def main() -> None:

@@ -41,8 +41,20 @@ def _calibrated(probabilities: tf.Tensor, temperature: float | None) -> tf.Tenso
 
 def decode_to_model_input(encoded: tf.Tensor) -> tf.Tensor:
     """One encoded image (a scalar string) to uint8 [32, 32, 3], in the graph."""
-    rgba = tf.io.decode_image(encoded, channels=4, expand_animations=False)
-    rgba = tf.cast(rgba, tf.float32)
+    # Decode with the file's own channel count (JPEG and GIF decoders refuse to make 4), then
+    # bring gray, gray+alpha and RGB to RGBA.
+    decoded = tf.cast(tf.io.decode_image(encoded, channels=0, expand_animations=False), tf.float32)
+    channels = tf.shape(decoded)[-1]
+    opaque = tf.fill(tf.concat([tf.shape(decoded)[:2], [1]], axis=0), 255.0)
+    rgba = tf.switch_case(
+        tf.clip_by_value(channels, 1, 4) - 1,
+        [
+            lambda: tf.concat([tf.repeat(decoded[..., :1], 3, axis=-1), opaque], axis=-1),
+            lambda: tf.concat([tf.repeat(decoded[..., :1], 3, axis=-1), decoded[..., 1:2]], -1),
+            lambda: tf.concat([decoded[..., :3], opaque], axis=-1),
+            lambda: decoded[..., :4],
+        ],
+    )
     alpha = rgba[..., 3:] / 255.0
     rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)  # transparent parts on white
     height, width = tf.shape(rgb)[0], tf.shape(rgb)[1]

@@ -30,6 +30,10 @@ from cifar_cnn.data import IMAGE_SHAPE
 SIZE = IMAGE_SHAPE[0]
 #: Larger images are refused rather than decoded (a decompression bomb could exhaust memory).
 MAX_PIXELS = 50_000_000
+# The raster formats people upload (the JPEG decoder also opens phones' multi-picture MPO files).
+# Pillow knows others, some of which run external programs (EPS via Ghostscript); those are
+# refused as non-images.
+DECODED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -142,7 +146,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     if not data:
         raise ValueError(f"{name}: empty (0 bytes), not an image")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=DECODED_FORMATS) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise ValueError(
                     f"{name}: image too large ({image.width}x{image.height} pixels; "

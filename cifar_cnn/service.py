@@ -81,15 +81,22 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
     return served
 
 
-def uploaded_path(upload: str | os.PathLike | dict | None) -> str:
+def uploaded_path(
+    upload: str | os.PathLike | dict | None, upload_folder: str | os.PathLike | None = None
+) -> str:
     """The local file of an upload, as the app receives it: a path, or Gradio's file record
     (``{"path": ..., "orig_name": ...}``) when an event skips Gradio's own image decoding so
-    that this library, not Gradio, decodes and judges every uploaded file."""
+    that this library, not Gradio, decodes and judges every uploaded file. With
+    `upload_folder`, a file record must point inside it."""
     if upload is None:
         raise ValueError("no image: please upload one first")
     if isinstance(upload, dict):
         if not upload.get("path"):
             raise ValueError("the upload has no file; please upload the image again")
+        path = Path(str(upload["path"])).resolve()
+        if upload_folder is not None and not path.is_relative_to(Path(upload_folder).resolve()):
+            # Only files uploaded to this server: never a path on it that a client names.
+            raise ValueError("the upload is not a file uploaded to this app; please upload it")
         return str(upload["path"])
     if isinstance(upload, (str, os.PathLike)):
         return str(upload)
@@ -181,6 +188,11 @@ def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = 5) -> C
 
 def classify_view(classifier: CifarClassifier, view: np.ndarray, top_k: int = 5) -> Classification:
     """Classify a 32x32 uint8 view (what `model_view` returns)."""
+    classes = len(classifier.class_names)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise ValueError(f"top_k must be a whole number 1 to {classes}, got {top_k!r}")
+    if not 1 <= top_k <= classes:
+        raise ValueError(f"top_k must be 1 to {classes}, got {top_k}")
     probabilities = classifier.predict(view)
     order = np.argsort(probabilities)[::-1][:top_k]
     top = {classifier.class_names[i]: float(probabilities[i]) for i in order}
@@ -264,6 +276,8 @@ def explain(
 ) -> Explanation:
     """Grad-CAM (or Grad-CAM++) of `class_name` (default: the prediction), laid over the picture
     as the model sees it (centre square), at display size."""
+    if layer is not None and not isinstance(layer, str):
+        raise ValueError(f"layer must be a layer name, got {type(layer).__name__}")
     picture, view = model_view(image)
     names = list(classifier.class_names)
     if class_name is not None and class_name not in names:
@@ -355,7 +369,8 @@ def classify_batch(
         try:
             _, view = model_view(file)
         except ValueError as error:
-            rows.append([Path(file).name, "", "", None, str(error)])
+            message = str(error).replace(str(file), Path(file).name)
+            rows.append([Path(file).name, "", "", None, message])
             continue
         for name, classifier in zip(names, chosen, strict=True):
             probabilities = classifier.predict(view)

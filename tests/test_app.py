@@ -36,7 +36,7 @@ def test_classify_labels_the_ship_example(client):
 def test_ensemble_returns_one_vote_per_loaded_model(client):
     table, soft, summary = client.predict(handle_file(SHIP), api_name="/ensemble")
     assert [row[0] for row in table["data"]] == ["resnet_fast", "model"]
-    assert soft["label"] in {"ship", "airplane", "automobile", "truck"} or soft["label"]
+    assert soft["label"] == "ship"  # the flagship's 0.98 outweighs the tiny model's doubt
     assert "Soft vote" in summary
 
 

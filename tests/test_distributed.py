@@ -26,7 +26,7 @@ from training.recipes import get_recipe
 run_dir, epochs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 data = load_slice()
 small = Cifar10(data.x_train[:400], data.y_train[:400], data.x_test[:10], data.y_test[:10], "slice")
-recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision="off")
+recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision=sys.argv[4])
 result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=20))
 np.savez(out, *result.model.get_weights())
 """
@@ -42,7 +42,7 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def start_workers(run_dir, epochs, tmp_path, tag):
+def start_workers(run_dir, epochs, tmp_path, tag, precision="off"):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
@@ -53,7 +53,7 @@ def start_workers(run_dir, epochs, tmp_path, tag):
         out = tmp_path / f"{tag}-worker{index}.npz"
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out)],
+            [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out), precision],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
     return workers
@@ -71,8 +71,9 @@ def wait(workers, timeout):
     return [w.returncode for w in workers]
 
 
-def test_two_workers_end_with_identical_weights(tmp_path):
-    workers = start_workers(tmp_path / "run", 2, tmp_path, "a")
+@pytest.mark.parametrize("precision", ["off", "bf16"])
+def test_two_workers_end_with_identical_weights(tmp_path, precision):
+    workers = start_workers(tmp_path / "run", 2, tmp_path, "a", precision)
     assert wait(workers, 300) == [0, 0], (tmp_path / "a-worker0.log").read_text()[-3000:]
     chief, other = (np.load(tmp_path / f"a-worker{i}.npz") for i in range(2))
     assert len(chief.files) == len(other.files) > 0

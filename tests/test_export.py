@@ -53,6 +53,22 @@ def test_saved_model_signatures_answer_like_the_keras_model(flagship, saved_mode
     np.testing.assert_allclose(out["probabilities"].numpy(), expected[:50], atol=1e-5)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "PNG-gray", "PNG-alpha"])
+def test_serve_bytes_decodes_every_common_format(flagship, saved_model, slice_data, fmt):
+    from cifar_cnn.preprocessing import to_model_input
+
+    picture = Image.fromarray(slice_data.x_test[1]).resize((96, 96), Image.Resampling.BICUBIC)
+    picture = {"PNG-gray": picture.convert("L"), "PNG-alpha": picture.convert("RGBA")}.get(
+        fmt, picture
+    )
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt.split("-")[0])
+    loaded = tf.saved_model.load(str(saved_model))
+    out = loaded.signatures["serve_bytes"](image_bytes=tf.constant([buffer.getvalue()]))
+    library = flagship.predict(to_model_input(buffer.getvalue())[0])[0]
+    assert out["probabilities"].numpy()[0].argmax() == library.argmax()
+
+
 @pytest.mark.parametrize("size", [(120, 90), (20, 24)])  # shrunk (area) and enlarged (bicubic)
 def test_encoded_photos_are_cropped_and_resized_in_the_graph_like_the_library(slice_data, size):
     from cifar_cnn.export import decode_to_model_input

@@ -109,3 +109,16 @@ def test_the_app_reports_health_and_counts_requests_and_errors(app_server, tmp_p
     assert sample(text, "cifar_errors_total", endpoint="classify", kind="bad_input") == 1
     assert sample(text, "cifar_request_seconds_count", endpoint="classify") == 2
     assert sample(text, "cifar_model_load_failures") == 1
+
+
+def test_the_mounted_app_refuses_a_server_path_named_by_a_client(app_server):
+    """A client may not name a file on the server as its "upload"."""
+    payload = {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}
+    call = httpx.post(f"{app_server}/gradio_api/call/classify",
+                      json={"data": [payload, "model", 3]})  # fmt: skip
+    if call.status_code != 200:  # refused before queueing: as good, if it is a client error
+        assert 400 <= call.status_code < 500
+        return
+    event = call.json()["event_id"]
+    stream = httpx.get(f"{app_server}/gradio_api/call/classify/{event}", timeout=60).text
+    assert "event: error" in stream and "event: complete" not in stream

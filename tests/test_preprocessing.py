@@ -130,3 +130,9 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(monkeypatch, ca
     monkeypatch.setattr(preprocessing, "MAX_PIXELS", 32 * 32 - 1)
     with pytest.raises(ValueError, match="image too large \\(32x32 pixels"):
         to_model_input(png_bytes(cat))
+
+
+def test_formats_that_run_external_programs_are_not_decoded():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\nshowpage\n"
+    with pytest.raises(ValueError, match="not an image file"):
+        to_model_input(eps)

@@ -147,6 +147,29 @@ def test_robustness_shows_the_corrupted_view_its_prediction_and_grad_cam(served)
     )
     noisy = service.robustness(flagship, str(SHIP), "gaussian_noise", 5)
     assert np.abs(noisy.corrupted.astype(int) - clean.corrupted).mean() > 5
-    assert noisy.classification.top != clean.classification.top
+    ship = "ship"
+    assert noisy.classification.top.get(ship, 0.0) < clean.classification.top[ship] - 0.05
     with pytest.raises(ValueError, match="unknown corruption 'rain'"):
         service.robustness(flagship, str(SHIP), "rain", 1)
+
+
+def test_top_k_and_layer_must_be_sensible(served):
+    flagship = served.get("resnet_fast")
+    for bad in (0, 11, -1, 2.5, "3"):
+        with pytest.raises(ValueError, match="top_k must be"):
+            service.classify(flagship, str(SHIP), top_k=bad)
+    with pytest.raises(ValueError, match="layer must be a layer name, got list"):
+        service.explain(flagship, str(SHIP), layer=["conv"])
+
+
+def test_a_file_record_must_point_into_the_upload_folder(tmp_path):
+    inside = tmp_path / "uploads" / "abc" / "cat.png"
+    record = {"path": str(inside), "orig_name": "cat.png"}
+    assert service.uploaded_path(record, upload_folder=tmp_path / "uploads") == str(inside)
+    with pytest.raises(ValueError, match="not a file uploaded to this app"):
+        service.uploaded_path({"path": "/etc/hostname"}, upload_folder=tmp_path / "uploads")
+    with pytest.raises(ValueError, match="not a file uploaded to this app"):
+        service.uploaded_path(
+            {"path": str(tmp_path / "uploads" / ".." / "secret.png")},
+            upload_folder=tmp_path / "uploads",
+        )

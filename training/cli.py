@@ -94,6 +94,8 @@ def train_main(argv: list[str] | None = None) -> None:
     from training.train import cross_validate, train
 
     run_dir = args.run_dir or Path("runs") / recipe.model
+    if args.folds and args.distributed:
+        sys.exit("cifar-train: error: --folds and --distributed cannot be combined")
     if args.folds:
         report = cross_validate(recipe, data, run_dir, args.folds)
         (run_dir / "folds.json").write_text(json.dumps(report, indent=2))

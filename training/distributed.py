@@ -36,6 +36,7 @@ from training.checkpoint import TrainingState
 from training.recipes import Recipe
 from training.train import (
     TrainResult,
+    _as_float32,
     build_for_recipe,
     compile_for_phase,
     make_dataset,
@@ -107,7 +108,14 @@ def train_distributed(
     latest = tf.train.latest_checkpoint(shared)
     if latest:
         checkpoint.restore(latest)
+        if int(epoch.numpy()) >= recipe.epochs:
+            raise ValueError(
+                f"{run_dir} already holds {int(epoch.numpy())} distributed epochs; ask for more "
+                f"--epochs to continue, or choose another --run-dir"
+            )
         print(f"Resuming {run_dir} from epoch {int(epoch.numpy())} ({latest})", flush=True)
+    if recipe.patience:
+        print("Note: early stopping (patience) is not applied in distributed runs", flush=True)
     manager = tf.train.CheckpointManager(checkpoint, own, max_to_keep=2)
     per_example = keras.losses.CategoricalCrossentropy(
         label_smoothing=recipe.label_smoothing, reduction="none"
@@ -121,7 +129,10 @@ def train_distributed(
                 loss = tf.nn.compute_average_loss(
                     per_example(labels, probabilities), global_batch_size=scaled.batch_size
                 )
-            gradients = tape.gradient(loss, model.trainable_variables)
+                # Under float16 the compiled optimizer is a LossScaleOptimizer: it unscales the
+                # gradients of the scaled loss (a no-op for other precisions).
+                scaled_loss = optimizer.scale_loss(loss)
+            gradients = tape.gradient(scaled_loss, model.trainable_variables)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
             return loss
 
@@ -170,14 +181,16 @@ def train_distributed(
         shutil.rmtree(own, ignore_errors=True)
     state.epoch = recipe.epochs
     state.finished = True
-    if history:
-        best = max(history, key=lambda h: h["val_accuracy"])
-        state.best_epoch, state.best_val_accuracy = best["epoch"], best["val_accuracy"]
+    # The weights returned are the last epoch's (no best-epoch copy is kept across workers),
+    # so the recorded validation accuracy is the last epoch's too.
+    state.best_epoch, state.best_val_accuracy = recipe.epochs, history[-1]["val_accuracy"]
+    if precision != "float32":
+        model = _as_float32(model, recipe, x_train)
     speeds = [h["images_per_second"] for h in history]
     return TrainResult(
         model=model,
         state=state,
-        val_accuracy=history[-1]["val_accuracy"] if history else float("nan"),
+        val_accuracy=history[-1]["val_accuracy"],
         images_per_second=float(np.median(speeds)) if speeds else 0.0,
         train_seconds=float(sum(h["seconds"] for h in history)),
         precision=precision,
