@@ -83,7 +83,6 @@ class Monitor:
                 "architecture": c.config.get("architecture"),
                 "code_version": c.config.get("training", {}).get("code_version"),
                 "model_sha256": c.config.get("model_sha256"),
-                "source": str(getattr(c, "source_dir", None) or ""),
             }
             for name, c in self.served.classifiers.items()
         }
