@@ -67,31 +67,38 @@ def table() -> str:
 
 
 def trust_table() -> str:
-    rows = [
-        "| model | OOD score used | AUROC, energy | AUROC, top probability | FPR at 95% TPR "
-        "(score used) | clean accuracy | mean accuracy under corruptions |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for path in sorted((REPO_ROOT / "models").glob("*/metrics.json")):
-        metrics = json.loads(path.read_text())
-        ood, corruptions = metrics.get("ood"), metrics.get("corruptions")
-        if not (ood or corruptions):
-            continue
-        cells = ["", "", "", ""]
+    """OOD detection per model, and accuracy under corruptions where it was measured."""
+    reports = {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted((REPO_ROOT / "models").glob("*/metrics.json"))
+    }
+    reports = {name: m for name, m in reports.items() if m.get("ood") or m.get("corruptions")}
+    with_corruptions = any(m.get("corruptions") for m in reports.values())
+    header = (
+        "| model | OOD score used | AUROC, energy | AUROC, top probability | other score | "
+        "FPR at 95% TPR (score used) |"
+    )
+    rule = "|---|---|---:|---:|---|---:|"
+    if with_corruptions:
+        header += " clean accuracy | mean accuracy under corruptions |"
+        rule += "---:|---:|"
+    rows = [header, rule]
+    for name, metrics in reports.items():
+        cells = ["", "", "", "", ""]
+        ood = metrics.get("ood")
         if ood:
-            used = ood["detector"]["score"]
-            scores = ood["scores"]
+            used, scores = ood["detector"]["score"], ood["scores"]
+            others = [k for k in scores if k not in ("energy", "msp")]
             cells = [
                 used,
                 f"{scores['energy']['auroc']:.3f}" if "energy" in scores else "",
                 f"{scores['msp']['auroc']:.3f}" if "msp" in scores else "",
+                ", ".join(f"{k} {scores[k]['auroc']:.3f}" for k in others),
                 f"{100 * scores[used]['fpr_at_95_tpr']:.1f}%",
             ]
-        if corruptions:
-            cells += [f"{100 * corruptions['clean']:.2f}%", f"{100 * corruptions['mean']:.2f}%"]
-        else:
-            cells += ["", ""]
-        name = path.parent.name
+        if with_corruptions:
+            c = metrics.get("corruptions")
+            cells += [f"{100 * c['clean']:.2f}%", f"{100 * c['mean']:.2f}%"] if c else ["", ""]
         rows.append(f"| [{name}](models/{name}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -32,8 +32,8 @@ class Recipe:
     patience: int = 0  # early stopping on val_accuracy; 0 = off
     flip_tta: bool = True  # evaluate with horizontal-flip test-time augmentation as well
     seed: int = 0
-    # "auto": float16 on a GPU, bfloat16 on a CPU that has it natively, else float32; or "off",
-    # "bf16", "fp16". Only the arithmetic changes: weights stay and are saved in float32.
+    # "auto": float16 on a GPU, float32 on a CPU; or "off", "bf16", "fp16". Only the arithmetic
+    # changes: weights stay and are saved in float32.
     mixed_precision: str = "auto"
     # Transfer learning: the first `head_epochs` train only the head, backbone frozen; the rest
     # fine-tune everything at `fine_tune_learning_rate`, recompiled.

@@ -61,16 +61,17 @@ def cpu_has_native_bfloat16() -> bool:
 def set_mixed_precision(mode: str) -> str:
     """Apply a mixed-precision policy and return its name.
 
-    "auto" picks float16 on a GPU, bfloat16 on a CPU with native bfloat16 (measured on the
-    development machine's AMX Xeon: resnet_fast trains 2.8x and seed_cnn 2.2x faster), else
-    float32. Variables stay float32 either way; `train` returns a float32 model."""
+    "auto" picks float16 on a GPU and float32 on a CPU. "bf16" is there to try on CPUs with
+    native bfloat16 (Intel AMX): on the development machine's Xeon it trained 2.2-2.8x faster in
+    a 6-batch benchmark, but no faster over whole epochs, and slower in another benchmark run, so
+    it is not the default. Variables stay float32 either way; `train` returns a float32 model."""
     if mode == "auto":
-        if tf.config.list_physical_devices("GPU"):
-            mode = "fp16"
-        else:
-            mode = "bf16" if cpu_has_native_bfloat16() else "off"
+        mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
     if mode not in PRECISION_POLICIES:
         raise ValueError(f"unknown mixed precision {mode!r}; choose auto, off, bf16 or fp16")
+    if mode == "bf16" and not tf.config.list_physical_devices("GPU"):
+        if not cpu_has_native_bfloat16():
+            print("Note: this CPU has no native bfloat16; it will be emulated, slowly")
     policy = PRECISION_POLICIES[mode]
     keras.mixed_precision.set_global_policy(policy)
     return policy
