@@ -30,7 +30,6 @@ from cifar_cnn.preprocessing import ImageLike, to_model_input
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
 FASHION_MNIST_FILES = {"train": "train-images-idx3-ubyte.gz", "test": "t10k-images-idx3-ubyte.gz"}
-SCORES = ("msp", "energy")
 DEFAULT_TPR = 0.95
 
 

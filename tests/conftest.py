@@ -16,6 +16,19 @@ SHARED_ARCHIVE = SHARED / "data" / "cifar-10-python.tar.gz"
 SHARED_MOBILENET = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 
+def free_ports(count: int = 1) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that are free right now."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 @pytest.fixture(scope="session")
 def slice_data():
     return load_slice()

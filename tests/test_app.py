@@ -239,14 +239,13 @@ def test_readme_configures_a_gradio_space_for_the_installed_gradio():
 def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
     """The quick start's `python app.py`, as a user runs it: no --models, no $CIFAR_MODELS."""
     import os
-    import socket
     import subprocess
     import sys
     import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from conftest import free_ports
+
+    (port,) = free_ports()
     env = {k: v for k, v in os.environ.items() if k != service.MODELS_ENV}
     app = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],

@@ -5,13 +5,13 @@ rerunning resumes from the chief's last checkpoint."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 from cifar_cnn.data import REPO_ROOT
 
@@ -30,16 +30,6 @@ recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision=sy
 result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=20))
 np.savez(out, *result.model.get_weights())
 """
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start_workers(run_dir, epochs, tmp_path, tag, precision="off"):

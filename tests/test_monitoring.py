@@ -67,15 +67,12 @@ def test_health_is_degraded_when_a_model_failed_and_down_when_none_serves(served
 @pytest.fixture(scope="module")
 def app_server(served):
     """app.build_app (demo + /healthz + /metrics) under uvicorn on a free local port."""
-    import socket
-
     import uvicorn
+    from conftest import free_ports
 
     import app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports()
     server = uvicorn.Server(
         uvicorn.Config(app.build_app(served), host="127.0.0.1", port=port, log_level="warning")
     )
