@@ -58,13 +58,16 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
     names = served.names
     default = names[0] if names else None
     observed = (monitor or Monitor(served)).observed
+    # Image outputs go out as files written atomically (see service.image_file).
+    outputs = tempfile.mkdtemp(prefix="cifar-app-outputs-")
+    as_file = functools.partial(service.image_file, folder=outputs)
 
     @observed("classify")
     @image_handler
     def classify(image, model, top_k, history):
         result = service.classify(served.get(model), image, int(top_k))
         history = service.add_to_history(history, result.view, model, result)
-        return result.top, result.view, result.notice, history
+        return result.top, as_file(result.view), result.notice, history
 
     @observed("batch")
     def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
@@ -81,7 +84,8 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
         history = history or []
         table = [[h[c] for c in service.HISTORY_COLUMNS] for h in history]
         thumbnails = [
-            (service.enlarge(h["thumbnail"], 96), f"{h['label']} ({h['model']})") for h in history
+            (as_file(service.enlarge(h["thumbnail"], 96)), f"{h['label']} ({h['model']})")
+            for h in history
         ]
         return table, thumbnails
 
@@ -107,7 +111,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             f"Grad-CAM of **{result.explained_class}** ({100 * result.probability:.0f}%) at layer "
             f"`{result.layer}`; the model predicts **{result.predicted_class}**."
         )
-        return result.overlay, caption
+        return as_file(result.overlay), caption
 
     @observed("compare")
     @image_handler
@@ -117,7 +121,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
         for name in chosen:
             result = service.explain(served.get(name), image)
             caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
-            panels.append((result.overlay, caption))
+            panels.append((as_file(result.overlay), caption))
         return panels
 
     @observed("robustness")
@@ -130,7 +134,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             f"({100 * explanation.probability:.0f}%) on the corrupted view."
         )
         c = result.classification
-        return result.corrupted, c.top, c.notice, explanation.overlay, caption
+        return as_file(result.corrupted), c.top, c.notice, as_file(explanation.overlay), caption
 
     @observed("models")
     def describe(model):

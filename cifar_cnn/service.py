@@ -11,6 +11,7 @@ app.py holds only the UI and calls these functions; they are tested here, withou
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import time
@@ -26,7 +27,7 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.corruptions import corrupt
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
-from cifar_cnn.files import atomic_write_text
+from cifar_cnn.files import atomic_write_bytes, atomic_write_text
 from cifar_cnn.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.ood import energy_score, logits_for
 from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
@@ -121,6 +122,25 @@ def model_view(image: ImageLike) -> tuple[Image.Image, np.ndarray]:
 def enlarge(view: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
     """A 32x32 view enlarged with visible pixels (nearest neighbour), for display."""
     return np.asarray(Image.fromarray(view).resize((size, size), Image.Resampling.NEAREST))
+
+
+def image_file(image: np.ndarray, folder: str | os.PathLike) -> str:
+    """`image` saved as a PNG in `folder`, named by its content and written atomically: the
+    path to hand a UI instead of the array.
+
+    Gradio 6 writes an array output into its cache in place (`Path.write_bytes` on a name
+    derived from the content), so when concurrent requests produce the same picture, one
+    client can download the file while another request is rewriting it: truncated downloads
+    under load. A path output goes through Gradio's atomic copy instead, and a file here is
+    complete from the moment its name exists.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path = Path(folder) / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        atomic_write_bytes(path, data)
+    return str(path)
 
 
 @dataclass

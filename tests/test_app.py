@@ -1,6 +1,7 @@
 """app.py through its API: the app launched in-process and called with gradio_client."""
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -31,6 +32,24 @@ def test_classify_labels_the_ship_example(client):
     with Image.open(view) as picture:
         assert picture.size == (256, 256)
     assert notice == ""
+
+
+def test_concurrent_clients_with_the_same_picture_all_get_complete_answers(app_url):
+    # Identical outputs produced at once once raced in Gradio's cache (truncated downloads).
+    def classify_repeatedly(_):
+        client = Client(app_url, verbose=False)
+        views = []
+        for _ in range(6):
+            labels, view, _ = client.predict(handle_file(SHIP), "resnet_fast", 1,
+                                             api_name="/classify")  # fmt: skip
+            with Image.open(view) as picture:
+                picture.load()  # a truncated file fails here
+                views.append((labels["label"], picture.size))
+        return views
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for views in pool.map(classify_repeatedly, range(8)) for a in views]
+    assert answers == [("ship", (256, 256))] * 48
 
 
 def test_ensemble_returns_one_vote_per_loaded_model(client):

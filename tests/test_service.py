@@ -1,7 +1,11 @@
 """cifar_cnn.service: the app's logic, tested without a browser."""
 
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from cifar_cnn import service
 from cifar_cnn.data import REPO_ROOT
@@ -173,3 +177,31 @@ def test_a_file_record_must_point_into_the_upload_folder(tmp_path):
             {"path": str(tmp_path / "uploads" / ".." / "secret.png")},
             upload_folder=tmp_path / "uploads",
         )
+
+
+def test_an_image_output_is_a_complete_png_named_by_its_content(tmp_path):
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    path = service.image_file(picture, tmp_path)
+    assert np.array_equal(np.asarray(Image.open(path)), picture)
+    assert service.image_file(picture.copy(), tmp_path) == path
+    assert service.image_file(255 - picture, tmp_path) != path
+
+
+def test_concurrent_writers_of_one_image_never_expose_a_partial_file(tmp_path):
+    # Gradio's own array-to-cache write is in place; this is what the app returns instead.
+    picture = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    (tmp_path / "probe").mkdir()
+    expected = len(Path(service.image_file(picture, tmp_path / "probe")).read_bytes())
+    seen: list[int] = []
+
+    def write_and_read():
+        for _ in range(20):
+            seen.append(len(Path(service.image_file(picture, tmp_path)).read_bytes()))
+
+    threads = [threading.Thread(target=write_and_read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [expected] * 160
+    assert [p.name for p in tmp_path.glob(".tmp-*")] == []
