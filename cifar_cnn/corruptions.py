@@ -172,20 +172,45 @@ def corruption_benchmark(
 
     Returns ``{"clean": acc, "corruptions": {name: {"1": acc, ..., "5": acc}}, "mean": acc}``,
     where "mean" is the mean corruption accuracy over all corruptions and severities."""
+    reports = corruption_benchmarks(
+        lambda x: {"model": predict(x)}, images, labels, names, severities, seed
+    )
+    return reports["model"]
+
+
+def corruption_benchmarks(
+    predict: Callable[[np.ndarray], dict[str, np.ndarray]],
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: list[str] | tuple[str, ...] = tuple(CORRUPTIONS),
+    severities: tuple[int, ...] = SEVERITIES,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """`corruption_benchmark` for several models on the same corrupted pixels, each corrupted
+    set generated once: `predict` maps uint8 images to {model name: (N, 10) probabilities}.
+    Returns {model name: report}."""
     labels = np.asarray(labels)
 
-    def accuracy(x: np.ndarray) -> float:
-        return float(np.mean(np.argmax(predict(x), axis=1) == labels))
+    def accuracies(x: np.ndarray) -> dict[str, float]:
+        return {
+            model: float(np.mean(np.argmax(p, axis=1) == labels)) for model, p in predict(x).items()
+        }
 
-    table = {
-        name: {str(s): accuracy(corrupt(images, name, s, seed)) for s in severities}
-        for name in names
-    }
-    every = [acc for by_severity in table.values() for acc in by_severity.values()]
+    clean = accuracies(images)
+    tables: dict[str, dict[str, dict[str, float]]] = {model: {} for model in clean}
+    for name in names:
+        for severity in severities:
+            for model, acc in accuracies(corrupt(images, name, severity, seed)).items():
+                tables[model].setdefault(name, {})[str(severity)] = acc
     return {
-        "clean": accuracy(images),
-        "corruptions": table,
-        "mean": float(np.mean(every)),
-        "n": len(labels),
-        "seed": seed,
+        model: {
+            "clean": clean[model],
+            "corruptions": table,
+            "mean": float(
+                np.mean([a for by_severity in table.values() for a in by_severity.values()])
+            ),
+            "n": len(labels),
+            "seed": seed,
+        }
+        for model, table in tables.items()
     }

@@ -63,6 +63,16 @@ def agreement(member_probabilities: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _distinct(names: list[str]) -> list[str]:
+    """Two members of one architecture become "resnet_fast" and "resnet_fast-2"."""
+    seen: dict[str, int] = {}
+    distinct = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        distinct.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return distinct
+
+
 def _weights(weights, members: int) -> np.ndarray:
     weights = np.ones(members) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (members,) or (weights < 0).any() or weights.sum() <= 0:
@@ -90,7 +100,9 @@ class CifarEnsemble:
             raise ValueError("ensemble members must share the same class names")
         self.members = members
         self.weights = _weights(weights, len(members))
-        self.names = names or [m.config["architecture"] for m in members]
+        self.names = names or _distinct([m.config["architecture"] for m in members])
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"member names must be distinct, got {self.names}")
         self.voting = voting
         self.sources = sources
         self.class_names = members[0].class_names

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from cifar_cnn.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_benchmark
+from cifar_cnn.corruptions import (
+    CORRUPTIONS,
+    SEVERITIES,
+    corrupt,
+    corruption_benchmark,
+    corruption_benchmarks,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +71,22 @@ def test_benchmark_reports_clean_per_corruption_and_mean_accuracy(images, slice_
     assert list(by_severity) == ["1", "2", "3", "4", "5"]
     assert by_severity["5"] < by_severity["1"] <= 1.0
     assert report["mean"] == pytest.approx(np.mean(list(by_severity.values())))
+
+
+def test_several_models_are_measured_on_one_corrupted_set_each(images, slice_data):
+    labels = slice_data.y_test[:50]
+    calls = []
+
+    def always_right(x):
+        return np.eye(10)[labels]
+
+    def predict_both(x):
+        calls.append(x)
+        return {"right": always_right(x), "airplane": np.eye(10)[np.zeros(len(x), int)]}
+
+    reports = corruption_benchmarks(predict_both, images, labels, names=["jpeg", "haze"])
+    assert len(calls) == 1 + 2 * 5  # clean, then each corruption and severity once
+    assert reports["right"]["mean"] == 1.0
+    assert reports["airplane"]["clean"] == pytest.approx(np.mean(labels == 0))
+    single = corruption_benchmark(always_right, images, labels, names=["jpeg", "haze"])
+    assert reports["right"] == single

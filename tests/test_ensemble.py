@@ -96,4 +96,8 @@ def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn,
         "best_val_accuracy"
     ]
     assert [m["source"] for m in config["members"]] == ["../a", "../b"]
+    # Two members of one architecture keep distinct names, so neither's result is lost.
+    assert [m["name"] for m in config["members"]] == ["seed_cnn", "seed_cnn-2"]
+    metrics = json.loads((tmp_path / "models" / "ensemble" / "metrics.json").read_text())
+    assert list(metrics["members"]) == ["seed_cnn", "seed_cnn-2"]
     assert [m["weight"] for m in config["members"]] == pytest.approx([val_accuracy] * 2)

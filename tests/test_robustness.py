@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import SLICE_PATH
+from cifar_cnn.corruptions import corruption_benchmark
+from cifar_cnn.data import SLICE_PATH, load_slice
 from cifar_cnn.ood import FASHION_MNIST_DIR
 from training.cli import evaluate_main
 
@@ -55,7 +56,6 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
 
 
 def test_ood_needs_a_training_record_for_the_validation_split(trained_seed_cnn, tmp_path):
-    from cifar_cnn.data import load_slice
     from training.robustness import validation_images
 
     classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
@@ -65,15 +65,35 @@ def test_ood_needs_a_training_record_for_the_validation_split(trained_seed_cnn, 
 
 
 @needs_fashion_mnist
-def test_cifar_ensemble_ood_reports_ensemble_scores_in_its_card(trained_seed_cnn, tmp_path):
+def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
+    trained_seed_cnn, tmp_path
+):
     from training.cli import ensemble_main
 
     for name in ("a", "b"):
         shutil.copytree(trained_seed_cnn, tmp_path / name)
     output = tmp_path / "ensemble"
     ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
-                   "--data", str(SLICE_PATH), "--ood", "--ood-images", "500"])  # fmt: skip
-    report = json.loads((output / "metrics.json").read_text())["ood"]
+                   "--data", str(SLICE_PATH), "--ood", "--ood-images", "500",
+                   "--corruptions", "--corruption-images", "20"])  # fmt: skip
+    metrics = json.loads((output / "metrics.json").read_text())
+    report = metrics["ood"]
     assert set(report["scores"]) == {"msp", "energy", "agreement"}
     assert report["detector"]["score"] in report["scores"]
-    assert "## Out-of-distribution detection" in (output / "README.md").read_text()
+    card = (output / "README.md").read_text()
+    assert "## Out-of-distribution detection" in card
+
+    corruptions = metrics["corruptions"]
+    assert set(corruptions["models"]) == {"seed_cnn", "seed_cnn-2", "ensemble"}
+    assert corruptions["n"] == 20 and len(corruptions["corruptions"]) == 9
+    assert sorted(corruptions["ranking"]["clean"]) == sorted(corruptions["models"])
+    assert "## Accuracy under corruptions" in card and "| soft vote |" in card
+    assert (output / "corruptions.png").stat().st_size > 10_000
+    # Each member's own folder gets what `cifar-evaluate --corruptions` would write there.
+    member = CifarClassifier.from_pretrained(tmp_path / "a")
+    data = load_slice()
+    expected = corruption_benchmark(
+        lambda x: member.predict(x, batch_size=500), data.x_test[:20], data.y_test[:20]
+    )
+    assert member.metrics["corruptions"] == expected
+    assert (tmp_path / "a" / "corruptions.png").is_file()

@@ -218,6 +218,15 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
     )
+    parser.add_argument(
+        "--corruptions",
+        action="store_true",
+        help="also measure every member and the soft vote under 9 corruptions x 5 severities "
+        "on the same images; each member's table goes into its own folder",
+    )
+    parser.add_argument(
+        "--corruption-images", type=int, help="test images for --corruptions (default: all)"
+    )
     return parser
 
 
@@ -236,6 +245,12 @@ def ensemble_main(argv: list[str] | None = None) -> None:
                 ensemble, data, args.output, args.fashion_mnist or FASHION_MNIST_DIR,
                 args.ood_images,
             )  # fmt: skip
+        if args.corruptions:
+            from training.robustness import evaluate_ensemble_corruptions
+
+            evaluate_ensemble_corruptions(
+                ensemble, data, args.output, args.members, args.corruption_images
+            )
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-ensemble: error: {error}")
 

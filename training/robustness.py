@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from cifar_cnn.classifier import CONFIG_FILE, METRICS_FILE, CifarClassifier
-from cifar_cnn.corruptions import corruption_benchmark
+from cifar_cnn.corruptions import corruption_benchmark, corruption_benchmarks
 from cifar_cnn.data import Cifar10, split_validation
-from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.ensemble import CifarEnsemble, soft_vote
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.ood import (
     DEFAULT_TPR,
@@ -142,14 +142,62 @@ def evaluate_corruptions(
     """Accuracy on the test images under every corruption and severity, and its plot."""
     x, y = data.x_test[:limit], data.y_test[:limit]
     report = corruption_benchmark(lambda images: classifier.predict(images, batch_size=500), x, y)
-    print(
-        f"Corruptions: clean {report['clean']:.4f}, mean over corruptions and severities "
-        f"{report['mean']:.4f}"
+    _write_corruptions(classifier, output, report)
+    return report
+
+
+def evaluate_ensemble_corruptions(
+    ensemble: CifarEnsemble,
+    data: Cifar10,
+    output: str | os.PathLike,
+    member_folders: list[str | os.PathLike],
+    limit: int | None = None,
+) -> dict:
+    """Every member and the ensemble's soft vote on the same corrupted test images (each
+    corrupted set made once). Each member's table goes into its own folder, exactly as
+    `cifar-evaluate --corruptions` writes it; the ensemble folder gets its own table, the
+    comparison of all of them (do they rank as on clean images?) and one plot."""
+    names = list(ensemble.names)
+    if "ensemble" in names:
+        raise ValueError("a member named 'ensemble' would be confused with the soft vote")
+    x, y = data.x_test[:limit], data.y_test[:limit]
+
+    def predict_all(images: np.ndarray) -> dict[str, np.ndarray]:
+        members = ensemble.member_probabilities(images, batch_size=500)
+        return {**dict(zip(names, members, strict=True)),
+                "ensemble": soft_vote(members, ensemble.weights)}  # fmt: skip
+
+    reports = corruption_benchmarks(predict_all, x, y)
+    for member, name, folder in zip(ensemble.members, names, member_folders, strict=True):
+        _write_corruptions(member, folder, reports[name], label=name)
+    report = {
+        **reports["ensemble"],
+        "models": {m: {"clean": r["clean"], "mean": r["mean"]} for m, r in reports.items()},
+        "ranking": {
+            "clean": sorted(reports, key=lambda m: -reports[m]["clean"]),
+            "corrupted": sorted(reports, key=lambda m: -reports[m]["mean"]),
+        },
+    }
+    print(f"Ranking on clean images: {', '.join(report['ranking']['clean'])}; "
+          f"under corruptions: {', '.join(report['ranking']['corrupted'])}")  # fmt: skip
+    plot_corruption_accuracy(
+        reports, Path(output) / "corruptions.png", title="Members and their soft vote"
     )
+    ensemble.metrics = {**(ensemble.metrics or {}), "corruptions": report}
+    ensemble.save_pretrained(output)
+    return report
+
+
+def _write_corruptions(
+    classifier: CifarClassifier, output: str | os.PathLike, report: dict, label: str | None = None
+) -> None:
     name = classifier.config["architecture"]
+    print(
+        f"{label or name} under corruptions: clean {report['clean']:.4f}, mean over "
+        f"corruptions and severities {report['mean']:.4f}"
+    )
     plot_corruption_accuracy({name: report}, Path(output) / "corruptions.png", title=name)
     _update(classifier, output, "corruptions", report)
-    return report
 
 
 def _update(classifier: CifarClassifier, output: str | os.PathLike, key: str, report: dict):
