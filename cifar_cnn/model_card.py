@@ -118,6 +118,7 @@ def render_model_card(
         kwargs.update(
             _ood_fields(metrics.get("ood")), **_corruption_fields(metrics.get("corruptions"))
         )
+        kwargs["baseline"] = _baseline_fields(metrics.get("baseline"), plain["accuracy"])
     if training:
         kwargs.update(
             val_accuracy=_percent(training.get("best_val_accuracy")),
@@ -167,6 +168,27 @@ def _ood_fields(report: dict | None) -> dict:
         "ood_in": report["in_distribution"],
         "ood_out": report["outliers"],
         "ood_rows": rows,
+    }
+
+
+def _baseline_fields(baseline: dict | None, accuracy: float) -> dict | None:
+    if not baseline:
+        return None
+    difference = 100 * (accuracy - baseline["accuracy"])
+    seconds = baseline.get("train_seconds")
+    speed = baseline.get("images_per_second")
+    return {
+        **baseline,
+        "accuracy": _percent(baseline["accuracy"]),
+        "accuracy_tta": _percent(baseline["accuracy_tta"]),
+        "n": f"{baseline['n']:,}",
+        "parameters": f"{baseline['parameters']:,}",
+        "train_minutes": "n/a" if seconds is None else f"{seconds / 60:.1f}",
+        "images_per_second": "n/a" if speed is None else f"{speed:.0f}",
+        "verdict": (
+            f"This model is {difference:.2f} points {'above' if difference >= 0 else 'below'} "
+            f"{baseline['label']}."
+        ),
     }
 
 

@@ -63,11 +63,11 @@ def test_mismatched_lengths_are_refused():
         compute_metrics(one_hot_predictions(np.array([0])), np.array([0, 1]), NAMES)
 
 
-def test_cifar_evaluate_prints_the_table_and_writes_the_plots(trained_seed_cnn, tmp_path):
+def test_cifar_evaluate_prints_the_table_writes_the_plots_and_compares(trained_seed_cnn, tmp_path):
     run = subprocess.run(
         [sys.executable, "-c", "from training.cli import evaluate_main; evaluate_main()",
          str(trained_seed_cnn), "--data", "data/cifar10_slice.npz", "--output", str(tmp_path),
-         "--errors"],
+         "--errors", "--baseline", str(trained_seed_cnn), "--baseline-label", "itself"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -87,3 +87,9 @@ def test_cifar_evaluate_prints_the_table_and_writes_the_plots(trained_seed_cnn, 
             assert len(np.unique(np.asarray(image.convert("L")))) > 10  # drawn, not blank
     card = (tmp_path / "README.md").read_text()
     assert "model-index" in card and "![Most confident mistakes](errors.png)" in card
+    # --baseline: measured on the same images; compared with itself, nothing to choose.
+    baseline = metrics["baseline"]
+    assert baseline["label"] == "itself" and baseline["n"] == 500
+    assert baseline["accuracy"] == metrics["plain"]["accuracy"]
+    assert baseline["command"] == "pytest fixture"  # as its training recorded it
+    assert "## Compared with itself" in card and "0.00 points above itself" in card

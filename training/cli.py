@@ -166,6 +166,16 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
     )
+    parser.add_argument(
+        "--baseline",
+        help="also measure this model folder on the same test images and show it beside the "
+        "model in the card (e.g. the same architecture trained from scratch)",
+    )
+    parser.add_argument(
+        "--baseline-label",
+        default="baseline",
+        help="what the baseline is, for the card (default: 'baseline')",
+    )
     return parser
 
 
@@ -177,12 +187,19 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     try:
         data = load_cifar10(args.data)
         classifier = CifarClassifier.from_pretrained(args.model)
+        baseline = CifarClassifier.from_pretrained(args.baseline) if args.baseline else None
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-evaluate: error: {error}")
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else None)
     if output is None:
         sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
     evaluate_and_report(classifier, data, output, batch_size=args.batch_size, errors=args.errors)
+    if baseline is not None:
+        from training.publish import compare_with_baseline
+
+        compare_with_baseline(
+            classifier, baseline, data, output, args.baseline_label, args.batch_size
+        )
     if args.corruptions or args.ood:
         from cifar_cnn.ood import FASHION_MNIST_DIR
         from training.robustness import evaluate_corruptions, evaluate_ood

@@ -169,8 +169,13 @@ def evaluate_and_report(
         + calibration
     )
     print(per_class_table(plain))
-    # Robustness and OOD results (cifar-evaluate --corruptions / --ood) stay until remeasured.
-    kept = {k: v for k, v in (classifier.metrics or {}).items() if k in ("ood", "corruptions")}
+    # Robustness, OOD and baseline results (cifar-evaluate --corruptions / --ood / --baseline)
+    # stay until remeasured.
+    kept = {
+        k: v
+        for k, v in (classifier.metrics or {}).items()
+        if k in ("ood", "corruptions", "baseline")
+    }
     classifier.metrics = {**report, **kept}
     atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
     plot_confusion_matrix(
@@ -188,6 +193,45 @@ def evaluate_and_report(
     classifier.write_model_card(output)
     print(f"Wrote {output / METRICS_FILE}, plots and README.md")
     return report
+
+
+def compare_with_baseline(
+    classifier: CifarClassifier,
+    baseline: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike,
+    label: str,
+    batch_size: int = 500,
+) -> dict:
+    """Measure `baseline` (say, the same architecture trained from scratch) on the same test
+    images, plain and with flip TTA, and record it beside how it was trained under "baseline"
+    in `output`'s metrics.json; the card shows the two side by side."""
+    raw, mirrored = predict_with_flips(baseline, data.x_test, batch_size)
+    report = evaluate_probabilities(
+        raw, mirrored, data.y_test, baseline.class_names, baseline.temperature
+    )
+    training = baseline.config.get("training", {})
+    entry = {
+        "label": label,
+        "accuracy": report["plain"]["accuracy"],
+        "accuracy_tta": report["flip_tta"]["accuracy"],
+        "n": report["plain"]["n"],
+        "parameters": int(baseline.model.count_params()),
+        **{
+            key: training.get(key)
+            for key in ("train_seconds", "epochs_run", "images_per_second", "command")
+        },
+        "code_version": training.get("code_version"),
+    }
+    print(
+        f"baseline ({label}): accuracy {entry['accuracy']:.4f}, with flip TTA "
+        f"{entry['accuracy_tta']:.4f}"
+    )
+    output = Path(output)
+    classifier.metrics = {**(classifier.metrics or {}), "baseline": entry}
+    atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
+    classifier.write_model_card(output)
+    return entry
 
 
 def build_ensemble(
