@@ -3,8 +3,9 @@
     python scripts/results_table.py            # rewrites the tables between the README markers
     python scripts/results_table.py --print    # prints them instead
 
-The trust table (out-of-distribution detection and accuracy under corruptions) reads what
-`cifar-evaluate --ood --corruptions` wrote into each folder; a blank cell was not measured.
+The trust table (out-of-distribution detection and accuracy under corruptions) and the
+corruption table read what `cifar-evaluate --ood --corruptions` and `cifar-ensemble ...
+--corruptions` wrote into each folder; a blank cell was not measured.
 
 Accuracy figures are read from each folder's metrics.json (written by cifar-evaluate on the
 10,000 test images); the milliseconds per image are measured now: the median of 200
@@ -21,6 +22,7 @@ import numpy as np
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT, load_slice
+from cifar_cnn.files import atomic_write_text
 
 README = REPO_ROOT / "README.md"
 
@@ -103,12 +105,45 @@ def trust_table() -> str:
     return "\n".join(rows)
 
 
+def corruption_table() -> str:
+    """Accuracy per corruption (mean over its five severities) for every measured model, and
+    whether the models rank under corruptions as they do on clean images."""
+    reports = {}
+    for path in sorted((REPO_ROOT / "models").glob("*/metrics.json")):
+        report = json.loads(path.read_text()).get("corruptions")
+        if report:
+            reports["soft vote" if path.parent.name == "ensemble" else path.parent.name] = report
+    if not reports:
+        return "Not measured yet: run the command above."
+    names = list(reports)
+    rows = ["| corruption | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for corruption in next(iter(reports.values()))["corruptions"]:
+        cells = [
+            f"{100 * np.mean(list(r['corruptions'][corruption].values())):.1f}%"
+            for r in reports.values()
+        ]
+        rows.append(f"| {corruption.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    for label, key in (("**mean**", "mean"), ("clean", "clean")):
+        rows.append(
+            f"| {label} | " + " | ".join(f"{100 * r[key]:.2f}%" for r in reports.values()) + " |"
+        )
+    by_clean = sorted(names, key=lambda n: -reports[n]["clean"])
+    by_corrupted = sorted(names, key=lambda n: -reports[n]["mean"])
+    verdict = (
+        f"Ranked by clean accuracy: {', '.join(by_clean)}; by mean accuracy under corruptions: "
+        f"{', '.join(by_corrupted)}"
+        + (" (the same order)." if by_clean == by_corrupted else " (the order changes).")
+    )
+    return "\n".join(rows) + "\n\n" + verdict
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--print", action="store_true", help="print instead of editing README")
     args = parser.parse_args()
     readme = README.read_text()
-    for marker, text in (("results", table()), ("trust", trust_table())):
+    tables = (("results", table()), ("trust", trust_table()), ("corruptions", corruption_table()))
+    for marker, text in tables:
         print(text)
         if args.print:
             continue
@@ -119,7 +154,7 @@ def main() -> None:
         block = f"{start}\n{text}\n{end}"
         readme = pattern.sub(lambda _, block=block: block, readme)
     if not args.print:
-        README.write_text(readme)
+        atomic_write_text(README, readme)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,10 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     )
     assert member.metrics["corruptions"] == expected
     assert (tmp_path / "a" / "corruptions.png").is_file()
+
+    # Rebuilding the same ensemble keeps what was measured for it; other members do not.
+    ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
+                   "--data", str(SLICE_PATH)])  # fmt: skip
+    assert json.loads((output / "metrics.json").read_text()).keys() >= {"ood", "corruptions"}
+    ensemble_main([str(tmp_path / "a"), "--output", str(output), "--data", str(SLICE_PATH)])
+    assert "ood" not in json.loads((output / "metrics.json").read_text())

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from cifar_cnn.calibration import apply_temperature, expected_calibration_error, fit_temperature
-from cifar_cnn.classifier import METRICS_FILE, CifarClassifier
+from cifar_cnn.classifier import CONFIG_FILE, METRICS_FILE, CifarClassifier
 from cifar_cnn.data import REPO_ROOT, Cifar10, split_validation
 from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.errors import plot_error_gallery
@@ -234,6 +234,21 @@ def compare_with_baseline(
     return entry
 
 
+def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
+    """The OOD and corruption results already in `output`, if it holds the same members with
+    the same weights (rebuilding an ensemble should not drop what was measured for it)."""
+    try:
+        config = json.loads((output / CONFIG_FILE).read_text())
+        metrics = json.loads((output / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    before = [(m.get("source"), m.get("weight")) for m in config.get("members", [])]
+    now = list(zip(ensemble.sources, map(float, ensemble.weights), strict=True))
+    if before != now:
+        return {}
+    return {k: v for k, v in metrics.items() if k in ("ood", "corruptions")}
+
+
 def build_ensemble(
     member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
 ) -> CifarEnsemble:
@@ -252,6 +267,7 @@ def build_ensemble(
         os.path.relpath(Path(folder).resolve(), output.resolve()) for folder in member_folders
     ]
     ensemble.sources = sources
+    ensemble.metrics.update(_kept_results(output, ensemble))
     ensemble.save_pretrained(output)
     metrics = ensemble.metrics
     for name, accuracy in metrics["members"].items():
