@@ -3,15 +3,16 @@
     python bench/training_throughput.py                  # all architectures
     python bench/training_throughput.py --steps 12 --models resnet_fast
 
-Three settings per architecture, each in a fresh process (TF_ENABLE_ONEDNN_OPTS is read when
+Four settings per architecture, each in a fresh process (TF_ENABLE_ONEDNN_OPTS is read when
 TensorFlow is imported), all with the model's recipe (batch size, optimizer, loss):
 
 - baseline: plain `model.fit` on numpy arrays, no augmentation, TensorFlow's default on this CPU
   (oneDNN off);
 - pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch), oneDNN off;
-- float32: the same pipeline with oneDNN on, in float32;
-- project: as `cifar-train` runs: oneDNN on and the recipe's mixed precision ("auto": bfloat16 on
-  a CPU with native bfloat16, such as the development machine's AMX Xeon).
+- project: as `cifar-train` runs: the same pipeline with oneDNN on, in the recipe's precision
+  ("auto": float32 on a CPU, float16 on a GPU);
+- bf16: the project's setting in bfloat16 (`--mixed-precision bf16`), for CPUs with native
+  bfloat16 such as the development machine's AMX Xeon.
 
 Each trains `--steps` batches of real images (the shipped slice, repeated) after a warm-up fit
 that traces the graph, and reports images/s. Compare settings as ratios within one run: absolute
@@ -27,7 +28,7 @@ import time
 
 ARCHITECTURES = ("seed_cnn", "resnet_fast", "mobilenet_transfer")
 # setting -> TF_ENABLE_ONEDNN_OPTS
-SETTINGS = {"baseline": "0", "pipeline": "0", "float32": "1", "project": "1"}
+SETTINGS = {"baseline": "0", "pipeline": "0", "project": "1", "bf16": "1"}
 
 
 def measure(model_name: str, setting: str, steps: int) -> float:
@@ -46,8 +47,8 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     )
 
     recipe = get_recipe(model_name)
-    if setting == "project":
-        set_mixed_precision(recipe.mixed_precision)
+    if setting in ("project", "bf16"):
+        set_mixed_precision(recipe.mixed_precision if setting == "project" else "bf16")
     data = load_slice()
     warmup = 2
     repeats = int(np.ceil(recipe.batch_size * (steps + warmup) / len(data.x_train)))
@@ -80,8 +81,9 @@ def main() -> None:
         print(json.dumps(measure(args.child[0], args.child[1], args.steps)))
         return
 
-    print("| model | baseline `model.fit` (images/s) | pipeline, oneDNN off | pipeline, oneDNN on, "
-          "float32 | project (oneDNN on, auto precision) | project / baseline |")  # fmt: skip
+    print("| model | plain `model.fit` baseline, oneDNN off (images/s) | project pipeline, oneDNN "
+          "off | project pipeline, oneDNN on (as `cifar-train` runs) | the same in bfloat16 "
+          "| project / baseline |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.models:
         speed = {}

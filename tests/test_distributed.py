@@ -61,9 +61,9 @@ def wait(workers, timeout):
     return [w.returncode for w in workers]
 
 
-@pytest.mark.parametrize("precision", ["off", "bf16"])
-def test_two_workers_end_with_identical_weights(tmp_path, precision):
-    workers = start_workers(tmp_path / "run", 2, tmp_path, "a", precision)
+def test_two_workers_end_with_identical_weights(tmp_path):
+    # In bfloat16 with loss scaling, the harder case; the float32 path runs in the test below.
+    workers = start_workers(tmp_path / "run", 2, tmp_path, "a", "bf16")
     assert wait(workers, 300) == [0, 0], (tmp_path / "a-worker0.log").read_text()[-3000:]
     chief, other = (np.load(tmp_path / f"a-worker{i}.npz") for i in range(2))
     assert len(chief.files) == len(other.files) > 0
