@@ -426,6 +426,7 @@ def add_to_history(
         "label": result.label,
         "confidence": round(next(iter(result.top.values())), 4),
         # The 32x32 view, not the enlarged one: 3 KB a row keeps sessions small on the server.
-        "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32],
+        # A copy: a slice would keep the whole enlarged picture (192 KB) alive in the session.
+        "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32].copy(),
     }
     return [entry, *(history or [])][:HISTORY_LIMIT]

@@ -115,6 +115,9 @@ def test_history_keeps_the_newest_predictions_first(served):
     assert history[0]["label"] == "ship" and history[0]["thumbnail"].shape == (32, 32, 3)
     _, view = service.model_view(str(SHIP))
     np.testing.assert_array_equal(history[0]["thumbnail"], view)  # exactly what the model saw
+    # It owns its 3 KB: a slice would keep the 192 KB enlarged view alive in the session (the
+    # load test's memory growth).
+    assert history[0]["thumbnail"].base is None and history[0]["thumbnail"].nbytes == 3072
     for _ in range(service.HISTORY_LIMIT + 5):
         history = service.add_to_history(history, first.view, "model", first)
     assert len(history) == service.HISTORY_LIMIT

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from cifar_cnn.classifier import CONFIG_FILE, METRICS_FILE, CifarClassifier
-from cifar_cnn.corruptions import corruption_benchmark, corruption_benchmarks
+from cifar_cnn.corruptions import (
+    CORRUPTIONS,
+    SEVERITIES,
+    corruption_benchmark,
+    corruption_benchmarks,
+)
 from cifar_cnn.data import Cifar10, split_validation
 from cifar_cnn.ensemble import CifarEnsemble, soft_vote
 from cifar_cnn.files import atomic_write_text
@@ -141,7 +147,9 @@ def evaluate_corruptions(
 ) -> dict:
     """Accuracy on the test images under every corruption and severity, and its plot."""
     x, y = data.x_test[:limit], data.y_test[:limit]
-    report = corruption_benchmark(lambda images: classifier.predict(images, batch_size=500), x, y)
+    report = corruption_benchmark(
+        _reporting_progress(lambda images: classifier.predict(images, batch_size=500)), x, y
+    )
     _write_corruptions(classifier, output, report)
     return report
 
@@ -167,7 +175,7 @@ def evaluate_ensemble_corruptions(
         return {**dict(zip(names, members, strict=True)),
                 "ensemble": soft_vote(members, ensemble.weights)}  # fmt: skip
 
-    reports = corruption_benchmarks(predict_all, x, y)
+    reports = corruption_benchmarks(_reporting_progress(predict_all), x, y)
     for member, name, folder in zip(ensemble.members, names, member_folders, strict=True):
         _write_corruptions(member, folder, reports[name], label=name)
     report = {
@@ -186,6 +194,21 @@ def evaluate_ensemble_corruptions(
     ensemble.metrics = {**(ensemble.metrics or {}), "corruptions": report}
     ensemble.save_pretrained(output)
     return report
+
+
+def _reporting_progress(predict: Callable, sets: int = 1 + len(CORRUPTIONS) * len(SEVERITIES)):
+    """`predict`, printing how many of the benchmark's image sets it has seen (a full run
+    takes many minutes on a CPU)."""
+    done, started = 0, time.perf_counter()
+
+    def wrapped(images):
+        nonlocal done
+        result = predict(images)
+        done += 1
+        print(f"  {done}/{sets} image sets, {time.perf_counter() - started:.0f} s", flush=True)
+        return result
+
+    return wrapped
 
 
 def _write_corruptions(
