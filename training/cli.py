@@ -134,6 +134,21 @@ def train_main(argv: list[str] | None = None) -> None:
     print(f"Saved {output}")
 
 
+def _add_trust_flags(parser: argparse.ArgumentParser, ood: str, corruptions: str) -> None:
+    """--ood / --corruptions and their options, shared by cifar-evaluate and cifar-ensemble."""
+    parser.add_argument("--ood", action="store_true", help=ood)
+    parser.add_argument(
+        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
+    )
+    parser.add_argument(
+        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
+    )
+    parser.add_argument("--corruptions", action="store_true", help=corruptions)
+    parser.add_argument(
+        "--corruption-images", type=int, help="test images for --corruptions (default: all)"
+    )
+
+
 def build_evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifar-evaluate",
@@ -146,25 +161,11 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--errors", action="store_true", help="also write errors.png: the most confident mistakes"
     )
-    parser.add_argument(
-        "--corruptions",
-        action="store_true",
-        help="also measure accuracy under 9 corruptions x 5 severities (corruptions.png)",
-    )
-    parser.add_argument(
-        "--corruption-images", type=int, help="test images for --corruptions (default: all)"
-    )
-    parser.add_argument(
-        "--ood",
-        action="store_true",
-        help="also fit an out-of-distribution detector on the validation split and measure it "
+    _add_trust_flags(
+        parser,
+        ood="also fit an out-of-distribution detector on the validation split and measure it "
         "against Fashion-MNIST",
-    )
-    parser.add_argument(
-        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
-    )
-    parser.add_argument(
-        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
+        corruptions="also measure accuracy under 9 corruptions x 5 severities (corruptions.png)",
     )
     parser.add_argument(
         "--baseline",
@@ -226,23 +227,11 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("models/ensemble"))
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--equal-weights", action="store_true", help="weight members equally")
-    parser.add_argument(
-        "--ood", action="store_true", help="also measure out-of-distribution detection"
-    )
-    parser.add_argument(
-        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
-    )
-    parser.add_argument(
-        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
-    )
-    parser.add_argument(
-        "--corruptions",
-        action="store_true",
-        help="also measure every member and the soft vote under 9 corruptions x 5 severities "
-        "on the same images; each member's table goes into its own folder",
-    )
-    parser.add_argument(
-        "--corruption-images", type=int, help="test images for --corruptions (default: all)"
+    _add_trust_flags(
+        parser,
+        ood="also measure out-of-distribution detection",
+        corruptions="also measure every member and the soft vote under 9 corruptions x 5 "
+        "severities on the same images; each member's table goes into its own folder",
     )
     return parser
 
