@@ -74,7 +74,13 @@ def app_server(served):
 
     (port,) = free_ports()
     server = uvicorn.Server(
-        uvicorn.Config(app.build_app(served), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            app.build_app(served),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -84,7 +90,8 @@ def app_server(served):
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        # Gradio's event streams stay open; without force_exit uvicorn waits them out (30 s).
+        server.should_exit = server.force_exit = True
         thread.join(timeout=30)
 
 
