@@ -59,8 +59,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
     default = names[0] if names else None
     observed = (monitor or Monitor(served)).observed
     # Image outputs go out as files written atomically (see service.image_file).
-    outputs = tempfile.mkdtemp(prefix="cifar-app-outputs-")
-    as_file = functools.partial(service.image_file, folder=outputs)
+    as_file = service.OutputFolder().image_file
 
     @observed("classify")
     @image_handler

@@ -14,6 +14,8 @@ import csv
 import hashlib
 import io
 import os
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,13 +136,66 @@ def image_file(image: np.ndarray, folder: str | os.PathLike) -> str:
     under load. A path output goes through Gradio's atomic copy instead, and a file here is
     complete from the moment its name exists.
     """
+    return _store_png(_png_bytes(image), folder)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def _store_png(data: bytes, folder: str | os.PathLike) -> str:
     path = Path(folder) / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
-    if not path.exists():
+    try:
+        os.utime(path)  # reused: fresh again, so OutputFolder's pruning keeps it
+    except FileNotFoundError:
         atomic_write_bytes(path, data)
     return str(path)
+
+
+class OutputFolder:
+    """A temporary folder for a server's output images that does not grow for ever.
+
+    Files not written or reused for `max_age_seconds` are removed, checked at most every
+    `prune_every_seconds` when a new image is saved. The UI hands Gradio a path, which Gradio
+    copies into its own cache before answering, so an hour is far longer than a file is needed.
+
+    >>> outputs = OutputFolder()
+    >>> path = outputs.image_file(np.zeros((32, 32, 3), np.uint8))
+    """
+
+    def __init__(
+        self,
+        max_age_seconds: float = 3600,
+        prune_every_seconds: float = 60,
+        folder: str | os.PathLike | None = None,
+    ):
+        self.path = Path(folder or tempfile.mkdtemp(prefix="cifar-app-outputs-"))
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.max_age_seconds = max_age_seconds
+        self.prune_every_seconds = prune_every_seconds
+        self._last_prune = time.monotonic()
+        self._lock = threading.RLock()
+
+    def image_file(self, image: np.ndarray) -> str:
+        """`image` as a PNG in this folder (see `image_file`), after removing stale files."""
+        data = _png_bytes(image)
+        with self._lock:  # a file being reused is never the one a prune removes
+            self.prune_if_due()
+            return _store_png(data, self.path)
+
+    def prune_if_due(self) -> int:
+        """Remove the PNGs older than `max_age_seconds` if a check is due; how many went."""
+        with self._lock:
+            if time.monotonic() - self._last_prune < self.prune_every_seconds:
+                return 0
+            self._last_prune = time.monotonic()
+            oldest = time.time() - self.max_age_seconds
+            stale = [p for p in self.path.glob("*.png") if p.stat().st_mtime < oldest]
+            for path in stale:
+                path.unlink()
+            return len(stale)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """cifar_cnn.service: the app's logic, tested without a browser."""
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +210,24 @@ def test_concurrent_writers_of_one_image_never_expose_a_partial_file(tmp_path):
         thread.join()
     assert seen == [expected] * 160
     assert [p.name for p in tmp_path.glob(".tmp-*")] == []
+
+
+def test_an_output_folder_removes_images_nobody_asked_for_within_the_max_age(tmp_path):
+    outputs = service.OutputFolder(max_age_seconds=3600, prune_every_seconds=0, folder=tmp_path)
+    old, reused, recent = (np.full((8, 8, 3), value, np.uint8) for value in (0, 1, 2))
+    paths = [Path(outputs.image_file(picture)) for picture in (old, reused, recent)]
+    os.utime(paths[0], (time.time() - 7200,) * 2)
+    os.utime(paths[1], (time.time() - 3000,) * 2)
+
+    assert outputs.image_file(reused) == str(paths[1])  # asked for again: its age starts anew
+    assert paths[1].stat().st_mtime > time.time() - 60
+    new = Path(outputs.image_file(255 - recent))
+    assert sorted(tmp_path.glob("*.png")) == sorted([paths[1], paths[2], new])
+    assert np.array_equal(np.asarray(Image.open(paths[1])), reused)
+
+
+def test_an_output_folder_checks_for_stale_images_at_most_every_interval(tmp_path):
+    outputs = service.OutputFolder(max_age_seconds=0, prune_every_seconds=3600, folder=tmp_path)
+    first = Path(outputs.image_file(np.zeros((8, 8, 3), np.uint8)))
+    outputs.image_file(np.ones((8, 8, 3), np.uint8))
+    assert first.exists()  # stale, but the next check is not due for an hour
