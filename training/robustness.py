@@ -188,8 +188,9 @@ def evaluate_ensemble_corruptions(
     }
     print(f"Ranking on clean images: {', '.join(report['ranking']['clean'])}; "
           f"under corruptions: {', '.join(report['ranking']['corrupted'])}")  # fmt: skip
+    labelled = {("soft vote" if m == "ensemble" else m): r for m, r in reports.items()}
     plot_corruption_accuracy(
-        reports, Path(output) / "corruptions.png", title="Members and their soft vote"
+        labelled, Path(output) / "corruptions.png", title="Members and their soft vote"
     )
     ensemble.metrics = {**(ensemble.metrics or {}), "corruptions": report}
     ensemble.save_pretrained(output)
