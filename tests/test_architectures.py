@@ -88,3 +88,28 @@ def test_transfer_model_accepts_a_resnet50_backbone_offline():
 def test_transfer_model_rejects_a_missing_weights_file(tmp_path):
     with pytest.raises(ValueError, match="backbone weights file not found"):
         build_model("mobilenet_transfer", backbone_weights=str(tmp_path / "nope.h5"))
+
+
+def test_batchnorm_biases_learn_faster_by_the_bias_lr_scale_and_still_save(slice_data, tmp_path):
+    images, labels = slice_data.x_train[:64], keras.utils.to_categorical(slice_data.y_train[:64])
+
+    def effective_bias(model):  # what is added after the first BatchNorm's normalisation
+        if "group1_bn1_bias" in [layer.name for layer in model.layers]:
+            layer = model.get_layer("group1_bn1_bias")
+            return layer.scale * keras.ops.convert_to_numpy(layer.stored)
+        return keras.ops.convert_to_numpy(model.get_layer("group1_bn1").beta)
+
+    steps = {}
+    for scale in (1, 64):
+        keras.utils.set_random_seed(0)
+        model = build_model("resnet_fast", whitening_images=images, bias_lr_scale=scale)
+        model.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy")
+        before = effective_bias(model)
+        model.train_on_batch(images, labels)
+        steps[scale] = effective_bias(model) - before
+    # Same seed, same function, same gradient: only the step size of the bias differs.
+    assert np.abs(steps[1]).max() > 0
+    np.testing.assert_allclose(steps[64], 64 * steps[1], rtol=1e-3, atol=1e-7)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(images[:4]), model(images[:4]), rtol=1e-6)
