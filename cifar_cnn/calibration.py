@@ -57,6 +57,16 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def softmax_with_temperature(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
+    """softmax(logits / T): the calibrated probabilities straight from pre-softmax scores
+    (`apply_temperature` of the softmax, without the round trip through probabilities)."""
+    if temperature is not None and temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    scaled = np.asarray(logits, np.float64) / (temperature or 1.0)
+    scaled = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], _EPS, 1))))
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cifar_cnn.calibration import apply_temperature
+from cifar_cnn.calibration import apply_temperature, softmax_with_temperature
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.corruptions import corrupt
 from cifar_cnn.data import REPO_ROOT
@@ -228,14 +228,20 @@ class OutlierCheck:
 
 
 def outlier_check(
-    classifier: CifarClassifier, view: np.ndarray, probabilities: np.ndarray
+    classifier: CifarClassifier,
+    view: np.ndarray,
+    probabilities: np.ndarray,
+    logits: np.ndarray | None = None,
 ) -> OutlierCheck:
-    """`view`'s out-of-distribution check; `probabilities` are its calibrated predictions."""
+    """`view`'s out-of-distribution check; `probabilities` are its calibrated predictions and
+    `logits`, if already computed, its pre-softmax scores."""
     detector = classifier.config.get("ood_detector")
     if detector is None:
         return OutlierCheck("msp", float(probabilities.max()), LOW_CONFIDENCE, fitted=False)
     if detector["score"] == "energy":
-        score = float(energy_score(logits_for(classifier, view[None]))[0])
+        if logits is None:
+            logits = logits_for(classifier, view[None])[0]
+        score = float(energy_score(logits[None])[0])
     else:
         score = float(probabilities.max())
     return OutlierCheck(detector["score"], score, float(detector["threshold"]), fitted=True)
@@ -268,10 +274,17 @@ def classify_view(classifier: CifarClassifier, view: np.ndarray, top_k: int = 5)
         raise ValueError(f"top_k must be a whole number 1 to {classes}, got {top_k!r}")
     if not 1 <= top_k <= classes:
         raise ValueError(f"top_k must be 1 to {classes}, got {top_k}")
-    probabilities = classifier.predict(view)
+    logits = None
+    if (classifier.config.get("ood_detector") or {}).get("score") == "energy":
+        # One forward pass gives both what people see and the energy score.
+        logits = logits_for(classifier, view[None])[0]
+        probabilities = softmax_with_temperature(logits, classifier.temperature)
+    else:
+        probabilities = classifier.predict(view)
     order = np.argsort(probabilities)[::-1][:top_k]
     top = {classifier.class_names[i]: float(probabilities[i]) for i in order}
-    return Classification(top, enlarge(view), outlier_check(classifier, view, probabilities))
+    outlier = outlier_check(classifier, view, probabilities, logits)
+    return Classification(top, enlarge(view), outlier)
 
 
 @dataclass

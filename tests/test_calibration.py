@@ -9,6 +9,7 @@ from cifar_cnn.calibration import (
     fit_temperature,
     negative_log_likelihood,
     reliability_bins,
+    softmax_with_temperature,
 )
 
 
@@ -52,3 +53,14 @@ def test_temperature_scaling_recovers_the_true_temperature():
 def test_temperature_must_be_positive():
     with pytest.raises(ValueError, match="temperature must be positive"):
         apply_temperature(np.array([[0.5, 0.5]]), 0.0)
+
+
+def test_softmax_with_temperature_is_temperature_scaling_of_the_softmax():
+    logits = np.random.default_rng(0).normal(0, 4, (50, 10))
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softmax_with_temperature(logits), softmax, rtol=1e-5)
+    np.testing.assert_allclose(
+        softmax_with_temperature(logits, 2.5), apply_temperature(softmax, 2.5), rtol=1e-4
+    )
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        softmax_with_temperature(logits, -1.0)

@@ -70,6 +70,21 @@ def test_a_fitted_detector_warns_below_its_threshold(trained_seed_cnn, score):
     assert service.classify(classifier, str(SHIP)).notice == ""
 
 
+@pytest.mark.parametrize("temperature", [None, 1.7])
+def test_with_an_energy_detector_the_shown_probabilities_are_the_models_own(
+    trained_seed_cnn, temperature
+):
+    from cifar_cnn.classifier import CifarClassifier
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config["calibration"] = {"temperature": temperature} if temperature else None
+    classifier.config["ood_detector"] = {"score": "energy", "threshold": 0.0}
+    result = service.classify(classifier, str(SHIP), top_k=10)
+    expected = classifier.predict(service.model_view(str(SHIP))[1])
+    shown = [result.top[name] for name in classifier.class_names]
+    np.testing.assert_allclose(shown, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_ensemble_vote_has_one_row_per_model(served):
     vote = service.ensemble_vote(served, str(SHIP))
     assert [row[0] for row in vote.rows] == ["resnet_fast", "model"]
