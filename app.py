@@ -154,8 +154,11 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             "They know ten classes: " + ", ".join(CLASS_NAMES) + "."
         )
         if served.failures:
-            failed = "; ".join(f"`{src}`: {reason}" for src, reason in served.failures.items())
-            gr.Markdown(f"**Some models failed to load** and are not offered: {failed}")
+            failed = ", ".join(f"`{source}`" for source in served.failures)
+            gr.Markdown(
+                f"**Some models failed to load** and are not offered: {failed} "
+                "(the reasons are in the server's log)."
+            )
 
         history = gr.State([])  # this browser session's predictions; nothing kept on the server
 

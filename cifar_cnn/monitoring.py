@@ -92,7 +92,10 @@ class Monitor:
             status = "degraded"
         else:
             status = "ok"
-        return {"status": status, "models": models, "failures": dict(self.served.failures)}
+        # Only the kind of each failure: the full reason can name server paths, so it goes to
+        # the server's log (app.py prints it), not to every visitor.
+        failures = {src: reason.split(":", 1)[0] for src, reason in self.served.failures.items()}
+        return {"status": status, "models": models, "failures": failures}
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)
