@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.files import atomic_write_text
 from training.checkpoint import TrainingState
 from training.recipes import Recipe
 from training.train import (
@@ -44,6 +45,7 @@ from training.train import (
 )
 
 CHECKPOINTS = "distributed"
+HISTORY = "history.json"  # in the checkpoint folder: the epochs so far, kept across resumes
 
 
 def make_strategy(timeout_seconds: float = 60) -> tf.distribute.MultiWorkerMirroredStrategy:
@@ -152,6 +154,11 @@ def train_distributed(
 
     state = TrainingState(recipe=recipe.to_dict())
     history = state.history
+    history_file = shared / HISTORY
+    if latest and history_file.is_file():
+        # Written before each checkpoint, so it may hold one epoch more than was restored.
+        done = int(epoch.numpy())
+        history.extend(h for h in json.loads(history_file.read_text()) if h["epoch"] <= done)
     for current in range(int(epoch.numpy()), recipe.epochs):
         started = time.perf_counter()
         total, steps = 0.0, 0
@@ -162,7 +169,6 @@ def train_distributed(
         probabilities = model.predict(x_val, batch_size=500, verbose=0)
         val_accuracy = float(np.mean(probabilities.argmax(1) == y_val))
         epoch.assign(current + 1)
-        manager.save(checkpoint_number=current + 1)
         seconds = time.perf_counter() - started
         history.append(
             {
@@ -175,6 +181,10 @@ def train_distributed(
                 "pid": os.getpid(),
             }  # fmt: skip
         )
+        if chief:
+            shared.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(history_file, json.dumps(history, indent=1))
+        manager.save(checkpoint_number=current + 1)
         if verbose:
             print(json.dumps(history[-1]), flush=True)
     if not chief:
