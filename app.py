@@ -146,7 +146,8 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
         choices = spatial_layers(served.get(model).model)
         return gr.Dropdown(choices=[""] + choices, value="")
 
-    with gr.Blocks(title="CIFAR-10 explorer") as demo:
+    # Gradio's own cache (uploads, copies of outputs): files older than an hour go, hourly.
+    with gr.Blocks(title="CIFAR-10 explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# CIFAR-10 explorer\n"
             "What do CPU-trained CIFAR-10 models see in your picture, and why? Upload any image: "
