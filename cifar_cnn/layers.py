@@ -30,11 +30,18 @@ class ScaledBias(keras.layers.Layer):
 
     def build(self, input_shape):
         self.stored = self.add_weight(
-            name="stored", shape=(input_shape[-1],), initializer="zeros", trainable=True
+            name="stored",
+            shape=(input_shape[-1],),
+            initializer="zeros",
+            trainable=True,
+            # Under a mixed policy the variable stays float32 when read, and the sum is taken in
+            # float32: a float16 `scale * stored` would lose the small steps the scale is for.
+            autocast=False,
         )
 
     def call(self, inputs):
-        return inputs + keras.ops.cast(self.scale * self.stored, inputs.dtype)
+        outputs = keras.ops.cast(inputs, "float32") + self.scale * self.stored
+        return keras.ops.cast(outputs, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
