@@ -170,6 +170,8 @@ def resnet_fast(
         bias_lr_scale: how much faster the BatchNorm biases learn than the other weights under
             SGD (airbench uses 64), by reparametrisation (`cifar_cnn.layers.ScaledBias`).
     """
+    if not bias_lr_scale > 0:
+        raise ValueError(f"bias_lr_scale must be positive, got {bias_lr_scale}")
     inputs = _image_input()
     x = _standardize(inputs)
     whiten = keras.layers.Conv2D(
@@ -180,7 +182,7 @@ def resnet_fast(
         whiten.set_weights([patch_whitening_filters(whitening_images)])
     x = keras.layers.Activation("gelu", name="whiten_gelu")(x)
     for i, width in enumerate(widths, start=1):
-        x = _conv_group(x, width, f"group{i}", bn_momentum, bias_lr_scale)
+        x = _conv_group(x, width, f"group{i}", bn_momentum=bn_momentum, bias_lr_scale=bias_lr_scale)
     x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="head")(x)
     x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)

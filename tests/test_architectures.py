@@ -90,6 +90,12 @@ def test_transfer_model_rejects_a_missing_weights_file(tmp_path):
         build_model("mobilenet_transfer", backbone_weights=str(tmp_path / "nope.h5"))
 
 
+@pytest.mark.parametrize("scale", [0, -64])
+def test_resnet_fast_rejects_a_bias_lr_scale_that_is_not_positive(scale):
+    with pytest.raises(ValueError, match="bias_lr_scale must be positive"):
+        build_model("resnet_fast", bias_lr_scale=scale)
+
+
 def test_batchnorm_biases_learn_faster_by_the_bias_lr_scale_and_still_save(slice_data, tmp_path):
     images, labels = slice_data.x_train[:64], keras.utils.to_categorical(slice_data.y_train[:64])
 

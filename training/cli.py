@@ -62,7 +62,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbone-weights", help="'imagenet', a .h5 file, or 'none'")
     parser.add_argument("--input-size", type=int, help="transfer model's internal input size")
     parser.add_argument(
-        "--bias-lr-scale", type=float, help="resnet_fast: BatchNorm biases' learning-rate factor"
+        "--bias-lr-scale",
+        type=float,
+        help="resnet_fast: how many times faster the BatchNorm biases learn (exact under SGD only)",
     )
     _add_recipe_flags(parser)
     return parser
@@ -81,7 +83,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         options["backbone_weights"] = None if none else args.backbone_weights
     if args.input_size:
         options["input_size"] = args.input_size
-    if args.bias_lr_scale:
+    if args.bias_lr_scale is not None:
         options["bias_lr_scale"] = args.bias_lr_scale
     return dataclasses.replace(recipe, model_options=options)
 
