@@ -155,7 +155,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             "They know ten classes: " + ", ".join(CLASS_NAMES) + "."
         )
         if served.failures:
-            failed = ", ".join(f"`{source}`" for source in served.failures)
+            failed = ", ".join(f"`{name}`" for name in served.failures)
             gr.Markdown(
                 f"**Some models failed to load** and are not offered: {failed} "
                 "(the reasons are in the server's log)."
@@ -362,8 +362,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
     served = service.load_models(service.model_sources(args.models))
-    for source, reason in served.failures.items():
-        print(f"Model {source} failed to load: {reason}")
+    for failure in served.failures.values():
+        print(f"Model {failure.source} failed to load: {failure.reason}")
     print(f"Serving: {', '.join(served.names) or 'no models'}")
     print(f"Open http://{args.host}:{args.port}/ (health: /healthz, metrics: /metrics)")
     uvicorn.run(

@@ -94,7 +94,7 @@ class Monitor:
             status = "ok"
         # Only the kind of each failure: the full reason can name server paths, so it goes to
         # the server's log (app.py prints it), not to every visitor.
-        failures = {src: reason.split(":", 1)[0] for src, reason in self.served.failures.items()}
+        failures = {name: failure.error_type for name, failure in self.served.failures.items()}
         return {"status": status, "models": models, "failures": failures}
 
     def metrics_text(self) -> bytes:

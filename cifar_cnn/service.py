@@ -42,12 +42,22 @@ LOW_CONFIDENCE = 0.5
 DISPLAY_SIZE = 256
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A model source that did not load. `error_type` (such as "FileNotFoundError") is safe to
+    show anyone; `reason` can name server paths, so it belongs in the server's log only."""
+
+    source: str
+    error_type: str
+    reason: str
+
+
 @dataclass
 class ServedModels:
-    """The classifiers being served, by display name, and the sources that failed to load."""
+    """The classifiers being served and the sources that failed to load, by display name."""
 
     classifiers: dict[str, CifarClassifier] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)  # source -> reason
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -71,16 +81,25 @@ def model_sources(setting: str | None = None) -> list[str]:
     return [str(p) for p in shipped]
 
 
+def display_name(source: str) -> str:
+    """How visitors see a model source: a local path by its last part (never the server's
+    folders), a Hub repo id ("owner/name", optionally "@revision") as given."""
+    repo_id = source.split("@", 1)[0]
+    looks_local = repo_id.startswith(("/", ".", "~")) or repo_id.count("/") > 1
+    return Path(source).name if looks_local or Path(source).is_dir() else source
+
+
 def load_models(sources: list[str] | None = None) -> ServedModels:
     """Load each source with `CifarClassifier.from_pretrained`; failures are kept with their
     reason (and the rest still serve)."""
     served = ServedModels()
     for source in sources if sources is not None else model_sources():
-        name = Path(source).name if Path(source).is_dir() else source
+        name = display_name(source)
         try:
             served.classifiers[name] = CifarClassifier.from_pretrained(source)
         except Exception as error:  # noqa: BLE001 - any failure is reported, never fatal
-            served.failures[source] = f"{type(error).__name__}: {error}"
+            reason = f"{type(error).__name__}: {error}"
+            served.failures[name] = LoadFailure(source, type(error).__name__, reason)
     return served
 
 

@@ -25,7 +25,7 @@ def sample(metrics: str, name: str, **labels) -> float:
 
 @pytest.fixture(scope="module")
 def served(trained_seed_cnn):
-    return service.load_models([str(trained_seed_cnn), "/nonexistent/model"])
+    return service.load_models([str(trained_seed_cnn), "/srv/private/missing_model"])
 
 
 def test_observed_counts_times_and_sorts_failures_by_kind(served):
@@ -57,7 +57,7 @@ def test_observed_counts_times_and_sorts_failures_by_kind(served):
 def test_health_is_degraded_when_a_model_failed_and_down_when_none_serves(served):
     health = Monitor(served).health()
     assert health["status"] == "degraded"
-    assert health["failures"] == {"/nonexistent/model": "HFValidationError"}  # no server paths
+    assert health["failures"] == {"missing_model": "HFValidationError"}  # no server paths
     assert health["models"]["model"]["architecture"] == "seed_cnn"
     assert len(health["models"]["model"]["model_sha256"]) == 64
     assert Monitor(service.ServedModels()).health()["status"] == "down"
@@ -91,9 +91,11 @@ def app_server(served):
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        # Gradio's event streams stay open; without force_exit uvicorn waits them out (30 s).
-        server.should_exit = server.force_exit = True
+        # Gradio's event streams stay open; the 1 s graceful timeout ends uvicorn's wait for
+        # them (30 s otherwise) and the lifespan still shuts down cleanly.
+        server.should_exit = True
         thread.join(timeout=30)
+        assert not thread.is_alive(), "the app server did not stop"
 
 
 def test_the_app_reports_health_and_counts_requests_and_errors(app_server, tmp_path):

@@ -18,7 +18,7 @@ FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
 
 @pytest.fixture(scope="module")
 def served(trained_seed_cnn):
-    return service.load_models([str(FLAGSHIP), str(trained_seed_cnn), "/nonexistent/model"])
+    return service.load_models([str(FLAGSHIP), str(trained_seed_cnn), "/srv/private/missing_model"])
 
 
 def test_default_sources_are_the_shipped_models_flagship_first(monkeypatch):
@@ -30,9 +30,26 @@ def test_default_sources_are_the_shipped_models_flagship_first(monkeypatch):
     assert service.model_sources("c/d") == ["c/d"]
 
 
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("tester/cifar-resnet", "tester/cifar-resnet"),
+        ("tester/cifar-resnet@v2", "tester/cifar-resnet@v2"),
+        ("/srv/models/resnet_fast", "resnet_fast"),
+        ("./resnet_fast", "resnet_fast"),
+        ("runs/v4/model", "model"),
+        (str(FLAGSHIP), "resnet_fast"),
+    ],
+)
+def test_sources_are_shown_by_repo_id_or_folder_name_never_by_server_path(source, name):
+    assert service.display_name(source) == name
+
+
 def test_a_model_that_fails_to_load_is_reported_and_the_rest_serve(served):
     assert served.names == ["resnet_fast", "model"]
-    assert "/nonexistent/model" in served.failures
+    failure = served.failures["missing_model"]  # named as visitors see it, not by its path
+    assert failure.source == "/srv/private/missing_model"
+    assert failure.error_type in failure.reason
     with pytest.raises(ValueError, match="unknown model 'vgg'; loaded: resnet_fast, model"):
         served.get("vgg")
 
