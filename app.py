@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import uvicorn
@@ -59,7 +57,8 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
     default = names[0] if names else None
     observed = (monitor or Monitor(served)).observed
     # Image outputs go out as files written atomically (see service.image_file).
-    as_file = service.OutputFolder().image_file
+    outputs = service.OutputFolder()
+    as_file = outputs.image_file
 
     @observed("classify")
     @image_handler
@@ -76,8 +75,7 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             rows = service.classify_batch(served, list(files), models or None, progress)
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        path = service.write_csv(rows, Path(tempfile.mkdtemp()) / "predictions.csv")
-        return rows, str(path)
+        return rows, outputs.csv_file(rows)
 
     def show_history(history):
         history = history or []

@@ -29,7 +29,7 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.corruptions import corrupt
 from cifar_cnn.data import REPO_ROOT
 from cifar_cnn.ensemble import agreement, hard_vote, soft_vote
-from cifar_cnn.files import atomic_write_bytes, atomic_write_text
+from cifar_cnn.files import atomic_write_bytes
 from cifar_cnn.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.ood import energy_score, logits_for
 from cifar_cnn.preprocessing import ImageLike, resize_to_model, to_pil
@@ -165,7 +165,15 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 
 def _store_png(data: bytes, folder: str | os.PathLike) -> str:
-    path = Path(folder) / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    return _store(data, Path(folder) / f"{_digest(data, 32)}.png")
+
+
+def _digest(data: bytes, length: int) -> str:
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
+def _store(data: bytes, path: Path) -> str:
+    """Write `data` to `path` (a name derived from its content) unless it is there already."""
     try:
         os.utime(path)  # reused: fresh again, so OutputFolder's pruning keeps it
     except FileNotFoundError:
@@ -174,14 +182,17 @@ def _store_png(data: bytes, folder: str | os.PathLike) -> str:
 
 
 class OutputFolder:
-    """A temporary folder for a server's output images that does not grow for ever.
+    """A temporary folder for a server's output files (images, CSV exports) that does not grow
+    for ever.
 
-    Files not written or reused for `max_age_seconds` are removed, checked at most every
-    `prune_every_seconds` when a new image is saved. The UI hands Gradio a path, which Gradio
-    copies into its own cache before answering, so an hour is far longer than a file is needed.
+    Files not written or reused for `max_age_seconds` are removed (leftover temporaries of
+    interrupted writes too); the check runs when a file is saved, at most once every
+    `prune_every_seconds`. The UI hands Gradio a path, which Gradio copies into its own cache
+    before answering, so an hour is far longer than a file is needed here.
 
     >>> outputs = OutputFolder()
     >>> path = outputs.image_file(np.zeros((32, 32, 3), np.uint8))
+    >>> csv_path = outputs.csv_file([["cat.png", "resnet_fast", "cat", 0.93, ""]])
     """
 
     def __init__(
@@ -198,23 +209,36 @@ class OutputFolder:
         self._lock = threading.RLock()
 
     def image_file(self, image: np.ndarray) -> str:
-        """`image` as a PNG in this folder (see `image_file`), after removing stale files."""
+        """`image` as a PNG in this folder (see `image_file`)."""
         data = _png_bytes(image)
+        return self._save(data, f"{_digest(data, 32)}.png")
+
+    def csv_file(self, rows: list[list[Any]], columns: list[str] | None = None) -> str:
+        """A table (by default `classify_batch`'s) as CSV in this folder, named
+        `predictions-<content hash>.csv`."""
+        data = _csv_text(rows, columns or BATCH_COLUMNS).encode("utf-8")
+        return self._save(data, f"predictions-{_digest(data, 12)}.csv")
+
+    def _save(self, data: bytes, name: str) -> str:
         with self._lock:  # a file being reused is never the one a prune removes
             self.prune_if_due()
-            return _store_png(data, self.path)
+            return _store(data, self.path / name)
 
     def prune_if_due(self) -> int:
-        """Remove the PNGs older than `max_age_seconds` if a check is due; how many went."""
+        """Remove the files older than `max_age_seconds` if a check is due; how many went."""
         with self._lock:
             if time.monotonic() - self._last_prune < self.prune_every_seconds:
                 return 0
             self._last_prune = time.monotonic()
-            oldest = time.time() - self.max_age_seconds
-            stale = [p for p in self.path.glob("*.png") if p.stat().st_mtime < oldest]
-            for path in stale:
-                path.unlink()
-            return len(stale)
+            oldest, removed = time.time() - self.max_age_seconds, 0
+            for path in self.path.iterdir():
+                try:
+                    if path.is_file() and path.stat().st_mtime < oldest:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                except OSError:  # gone meanwhile, or not ours to remove: not worth a failure
+                    continue
+            return removed
 
 
 @dataclass
@@ -489,14 +513,12 @@ def classify_batch(
     return rows
 
 
-def write_csv(rows: list[list[Any]], path: str | os.PathLike, columns=BATCH_COLUMNS) -> Path:
-    """The batch table as CSV (written under a temporary name, then renamed)."""
+def _csv_text(rows: list[list[Any]], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-    return Path(path)
+    return buffer.getvalue()
 
 
 HISTORY_COLUMNS = ["time", "model", "label", "confidence"]

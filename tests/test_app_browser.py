@@ -5,6 +5,7 @@ a pytest temporary folder) for people to look at.
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,7 @@ def test_batch_tab_fills_the_table_and_offers_the_csv(page, screenshots):
     upload(page, "batch-files", SHIP, CAT)
     click(page, "Classify all")
     page.get_by_role("gridcell", name="test0000_cat.png").first.wait_for()
-    page.get_by_role("cell", name="predictions.csv").wait_for()
+    page.get_by_role("cell", name=re.compile(r"predictions-[0-9a-f]{12}\.csv")).wait_for()
     page.screenshot(path=screenshots / "5-batch.png", full_page=True)
 
 

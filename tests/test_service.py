@@ -137,8 +137,10 @@ def test_batch_classifies_every_file_with_every_model_and_reports_bad_files(serv
                                           ["test0001_ship.png", "model"]]  # fmt: skip
     assert rows[0][2] == "ship" and 0 < rows[0][3] <= 1
     assert rows[2][0] == "broken.png" and "empty" in rows[2][4]
-    csv = service.write_csv(rows, tmp_path / "out.csv").read_text().splitlines()
-    assert csv[0] == "file,model,label,confidence,error" and len(csv) == 4
+    csv = Path(service.OutputFolder(folder=tmp_path).csv_file(rows))
+    assert csv.name.startswith("predictions-") and csv.suffix == ".csv"
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "file,model,label,confidence,error" and len(lines) == 4
 
 
 def test_history_keeps_the_newest_predictions_first(served):
@@ -244,7 +246,7 @@ def test_concurrent_writers_of_one_image_never_expose_a_partial_file(tmp_path):
     assert [p.name for p in tmp_path.glob(".tmp-*")] == []
 
 
-def test_an_output_folder_removes_images_nobody_asked_for_within_the_max_age(tmp_path):
+def test_an_output_folder_removes_files_nobody_asked_for_within_the_max_age(tmp_path):
     outputs = service.OutputFolder(max_age_seconds=3600, prune_every_seconds=0, folder=tmp_path)
     old, reused, recent = (np.full((8, 8, 3), value, np.uint8) for value in (0, 1, 2))
     paths = [Path(outputs.image_file(picture)) for picture in (old, reused, recent)]
@@ -253,8 +255,11 @@ def test_an_output_folder_removes_images_nobody_asked_for_within_the_max_age(tmp
 
     assert outputs.image_file(reused) == str(paths[1])  # asked for again: its age starts anew
     assert paths[1].stat().st_mtime > time.time() - 60
-    new = Path(outputs.image_file(255 - recent))
-    assert sorted(tmp_path.glob("*.png")) == sorted([paths[1], paths[2], new])
+    leftover = tmp_path / ".tmp-abc.png-xyz"  # from a write the server did not finish
+    leftover.write_bytes(b"partial")
+    os.utime(leftover, (time.time() - 7200,) * 2)
+    new = Path(outputs.csv_file([["a.png", "m", "cat", 0.5, ""]]))
+    assert sorted(tmp_path.iterdir()) == sorted([paths[1], paths[2], new])
     assert np.array_equal(np.asarray(Image.open(paths[1])), reused)
 
 
