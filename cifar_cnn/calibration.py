@@ -49,12 +49,9 @@ def expected_calibration_error(
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 softens over-confident predictions, T < 1 sharpens."""
-    if temperature <= 0:
+    if temperature is None or temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logits = np.log(np.clip(probabilities, _EPS, 1.0)) / temperature
-    logits -= logits.max(axis=-1, keepdims=True)
-    scaled = np.exp(logits)
-    return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return softmax_with_temperature(np.log(np.clip(probabilities, _EPS, 1.0)), temperature)
 
 
 def softmax_with_temperature(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:

@@ -270,6 +270,11 @@ class OutlierCheck:
         )
 
 
+def _uses_energy(classifier: CifarClassifier) -> bool:
+    """Whether the model's fitted detector scores pictures by the energy of their logits."""
+    return (classifier.config.get("ood_detector") or {}).get("score") == "energy"
+
+
 def outlier_check(
     classifier: CifarClassifier,
     view: np.ndarray,
@@ -281,7 +286,7 @@ def outlier_check(
     detector = classifier.config.get("ood_detector")
     if detector is None:
         return OutlierCheck("msp", float(probabilities.max()), LOW_CONFIDENCE, fitted=False)
-    if detector["score"] == "energy":
+    if _uses_energy(classifier):
         if logits is None:
             logits = logits_for(classifier, view[None])[0]
         score = float(energy_score(logits[None])[0])
@@ -318,7 +323,7 @@ def classify_view(classifier: CifarClassifier, view: np.ndarray, top_k: int = 5)
     if not 1 <= top_k <= classes:
         raise ValueError(f"top_k must be 1 to {classes}, got {top_k}")
     logits = None
-    if (classifier.config.get("ood_detector") or {}).get("score") == "energy":
+    if _uses_energy(classifier):
         # One forward pass gives both what people see and the energy score.
         logits = logits_for(classifier, view[None])[0]
         probabilities = softmax_with_temperature(logits, classifier.temperature)
