@@ -104,3 +104,14 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     assert json.loads((output / "metrics.json").read_text()).keys() >= {"ood", "corruptions"}
     ensemble_main([str(tmp_path / "a"), "--output", str(output), "--data", str(SLICE_PATH)])
     assert "ood" not in json.loads((output / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("reserved", ["ensemble", "soft vote"])
+def test_ensemble_corruptions_refuse_a_member_named_like_the_vote(trained_seed_cnn, reserved):
+    from cifar_cnn.ensemble import CifarEnsemble
+    from training.robustness import evaluate_ensemble_corruptions
+
+    member = CifarClassifier.from_pretrained(trained_seed_cnn)
+    ensemble = CifarEnsemble([member, member], names=[reserved, "other"])
+    with pytest.raises(ValueError, match=f"member named '{reserved}' would be confused"):
+        evaluate_ensemble_corruptions(ensemble, load_slice(), "unused", ["a", "b"], limit=2)

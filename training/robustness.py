@@ -166,8 +166,9 @@ def evaluate_ensemble_corruptions(
     `cifar-evaluate --corruptions` writes it; the ensemble folder gets its own table, the
     comparison of all of them (do they rank as on clean images?) and one plot."""
     names = list(ensemble.names)
-    if "ensemble" in names:
-        raise ValueError("a member named 'ensemble' would be confused with the soft vote")
+    for reserved in ("ensemble", "soft vote"):  # the vote's key in the reports and its label
+        if reserved in names:
+            raise ValueError(f"a member named {reserved!r} would be confused with the soft vote")
     x, y = data.x_test[:limit], data.y_test[:limit]
 
     def predict_all(images: np.ndarray) -> dict[str, np.ndarray]:
