@@ -62,7 +62,7 @@ RECIPES: dict[str, Recipe] = {
     # strong decoupled weight decay, flip + 2 px translation, flip TTA.
     "resnet_fast": Recipe(
         model="resnet_fast",
-        epochs=22,
+        epochs=24,
         batch_size=1024,
         optimizer="sgd",
         learning_rate=1.5,
@@ -71,6 +71,7 @@ RECIPES: dict[str, Recipe] = {
         schedule="one_cycle",
         label_smoothing=0.2,
         augmentation="flip_translate",
+        model_options={"bias_lr_scale": 64},  # airbench's BatchNorm-bias learning rate
     ),
     # ImageNet MobileNet-0.25: head first on a frozen backbone, then fine-tune at a low LR.
     "mobilenet_transfer": Recipe(
