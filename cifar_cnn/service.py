@@ -155,7 +155,8 @@ def image_file(image: np.ndarray, folder: str | os.PathLike) -> str:
     under load. A path output goes through Gradio's atomic copy instead, and a file here is
     complete from the moment its name exists.
     """
-    return _store_png(_png_bytes(image), folder)
+    data = _png_bytes(image)
+    return _store(data, Path(folder) / _png_name(data))
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -164,8 +165,8 @@ def _png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _store_png(data: bytes, folder: str | os.PathLike) -> str:
-    return _store(data, Path(folder) / f"{_digest(data, 32)}.png")
+def _png_name(data: bytes) -> str:
+    return f"{_digest(data, 32)}.png"
 
 
 def _digest(data: bytes, length: int) -> str:
@@ -211,7 +212,7 @@ class OutputFolder:
     def image_file(self, image: np.ndarray) -> str:
         """`image` as a PNG in this folder (see `image_file`)."""
         data = _png_bytes(image)
-        return self._save(data, f"{_digest(data, 32)}.png")
+        return self._save(data, _png_name(data))
 
     def csv_file(self, rows: list[list[Any]], columns: list[str] | None = None) -> str:
         """A table (by default `classify_batch`'s) as CSV in this folder, named
