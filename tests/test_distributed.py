@@ -83,7 +83,7 @@ def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
         assert time.time() < deadline, "no checkpoint appeared"
         assert all(w.poll() is None for w in workers), "a worker ended early"
         time.sleep(0.5)
-    workers_before = [w.pid for w in workers]
+    killed_run_pids = [w.pid for w in workers]
     workers[1].send_signal(signal.SIGKILL)
     codes = wait(workers[:1], 120)  # the survivor must give up, not hang
     assert codes[0] != 0
@@ -96,9 +96,9 @@ def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
     epochs = [json.loads(line)["epoch"] for line in log.splitlines() if line.startswith('{"epoch"')]
     assert epochs[-1] == 6 and epochs[0] > 1
     # The history spans both runs: the killed run's epochs with its process id, then the rest.
-    history = json.loads((run_dir / "distributed" / "history.json").read_text())
+    history = json.loads((run_dir / "distributed" / "state.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
-    assert history[0]["pid"] == workers_before[0] and history[-1]["pid"] == workers[0].pid
+    assert history[0]["pid"] == killed_run_pids[0] and history[-1]["pid"] == workers[0].pid
 
 
 def test_distributed_without_tf_config_says_what_is_missing(monkeypatch, tmp_path):

@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -32,7 +33,6 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_cnn.data import Cifar10, split_validation
-from cifar_cnn.files import atomic_write_text
 from training.checkpoint import TrainingState
 from training.recipes import Recipe
 from training.train import (
@@ -45,7 +45,6 @@ from training.train import (
 )
 
 CHECKPOINTS = "distributed"
-HISTORY = "history.json"  # in the checkpoint folder: the epochs so far, kept across resumes
 
 
 def make_strategy(timeout_seconds: float = 60) -> tf.distribute.MultiWorkerMirroredStrategy:
@@ -152,14 +151,20 @@ def train_distributed(
             local = strategy.run(lambda v=variable: tf.identity(v.value))
             variable.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
 
-    state = TrainingState(recipe=recipe.to_dict())
+    # The chief saves the run's state (its history) beside the checkpoints before each one, so
+    # a resumed run reports training time and speed over all its epochs.
+    restored = int(epoch.numpy())
+    state = (TrainingState.load(shared) if latest else None) or TrainingState()
+    state.recipe = recipe.to_dict()
+    state.history = [h for h in state.history if h["epoch"] <= restored]  # may be one ahead
+    if len(state.history) != restored:
+        warnings.warn(
+            f"the saved history covers {len(state.history)} of the {restored} restored epochs; "
+            "the run's time and speed figures cover only the epochs it lists",
+            stacklevel=2,
+        )
     history = state.history
-    history_file = shared / HISTORY
-    if latest and history_file.is_file():
-        # Written before each checkpoint, so it may hold one epoch more than was restored.
-        done = int(epoch.numpy())
-        history.extend(h for h in json.loads(history_file.read_text()) if h["epoch"] <= done)
-    for current in range(int(epoch.numpy()), recipe.epochs):
+    for current in range(restored, recipe.epochs):
         started = time.perf_counter()
         total, steps = 0.0, 0
         for batch in train_ds:
@@ -183,7 +188,8 @@ def train_distributed(
         )
         if chief:
             shared.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(history_file, json.dumps(history, indent=1))
+            state.epoch = current + 1
+            state.save(shared)
         manager.save(checkpoint_number=current + 1)
         if verbose:
             print(json.dumps(history[-1]), flush=True)
