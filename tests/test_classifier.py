@@ -25,8 +25,10 @@ def test_train_save_reload_gives_identical_predictions(architecture, slice_data,
     reloaded = CifarClassifier.from_pretrained(tmp_path / "model")
 
     np.testing.assert_array_equal(reloaded.predict(slice_data.x_test), in_memory)
+    # The eager call agrees to float32 rounding: predict runs a compiled graph, which may fuse
+    # a BatchNorm and the ScaledBias after it (resnet_fast's faster-learning biases) differently.
     direct = keras.ops.convert_to_numpy(result.model(slice_data.x_test, training=False))
-    np.testing.assert_array_equal(in_memory, direct)
+    np.testing.assert_allclose(in_memory, direct, rtol=0, atol=1e-6)
 
 
 def test_saved_folder_is_in_hub_layout_without_optimizer_state(trained_seed_cnn):
