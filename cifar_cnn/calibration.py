@@ -49,8 +49,8 @@ def expected_calibration_error(
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log p / T): T > 1 softens over-confident predictions, T < 1 sharpens."""
-    if temperature is None or temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    if temperature is None:  # softmax_with_temperature reads None as 1; here it is a mistake
+        raise ValueError("temperature must be positive, got None")
     return softmax_with_temperature(np.log(np.clip(probabilities, _EPS, 1.0)), temperature)
 
 

@@ -31,6 +31,14 @@ from cifar_cnn.classifier import CONFIG_FILE, CifarClassifier
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.preprocessing import ImageLike, to_model_input
 
+VOTE_KEY = "ensemble"  # the soft vote's key wherever per-model reports sit beside the members'
+VOTE_LABEL = "soft vote"  # and how tables and plots name it
+
+
+def report_label(name: str) -> str:
+    """How a per-model report is labelled in tables and plots: the ensemble's is its soft vote."""
+    return VOTE_LABEL if name == VOTE_KEY else name
+
 
 def soft_vote(member_probabilities: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """(M, N, C) member probabilities to (N, C): their weighted mean."""

@@ -9,6 +9,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.ensemble import report_label
 from cifar_cnn.evaluation import confused_pairs_table, per_class_table
 
 TEMPLATE_PATH = REPO_ROOT / "model_card.md"
@@ -216,14 +217,14 @@ def _ensemble_corruption_fields(report: dict | None) -> dict:
         return fields
     ranking = report["ranking"]
     fields["corruption_models"] = "\n".join(
-        f"| {'soft vote' if name == 'ensemble' else name} | {_percent(r['clean'])} "
+        f"| {report_label(name)} | {_percent(r['clean'])} "
         f"| {_percent(r['mean'])} | {ranking['clean'].index(name) + 1} "
         f"| {ranking['corrupted'].index(name) + 1} |"
         for name, r in report["models"].items()
     )
 
     def order(names: list[str]) -> str:
-        return ", ".join("soft vote" if n == "ensemble" else n for n in names)
+        return ", ".join(report_label(n) for n in names)
 
     fields["corruption_ranking"] = (
         "They rank the same under corruptions as on clean images."

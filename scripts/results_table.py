@@ -22,6 +22,7 @@ import numpy as np
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import REPO_ROOT, load_slice
+from cifar_cnn.ensemble import report_label
 from cifar_cnn.files import atomic_write_text
 
 README = REPO_ROOT / "README.md"
@@ -112,7 +113,7 @@ def corruption_table() -> str:
     for path in sorted((REPO_ROOT / "models").glob("*/metrics.json")):
         report = json.loads(path.read_text()).get("corruptions")
         if report:
-            reports["soft vote" if path.parent.name == "ensemble" else path.parent.name] = report
+            reports[report_label(path.parent.name)] = report
     if not reports:
         return "Not measured yet: run the command above."
     names = list(reports)

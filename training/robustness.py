@@ -22,7 +22,7 @@ from cifar_cnn.corruptions import (
     corruption_benchmarks,
 )
 from cifar_cnn.data import Cifar10, split_validation
-from cifar_cnn.ensemble import CifarEnsemble, soft_vote
+from cifar_cnn.ensemble import VOTE_KEY, VOTE_LABEL, CifarEnsemble, report_label, soft_vote
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.ood import (
     DEFAULT_TPR,
@@ -166,7 +166,7 @@ def evaluate_ensemble_corruptions(
     `cifar-evaluate --corruptions` writes it; the ensemble folder gets its own table, the
     comparison of all of them (do they rank as on clean images?) and one plot."""
     names = list(ensemble.names)
-    for reserved in ("ensemble", "soft vote"):  # the vote's key in the reports and its label
+    for reserved in (VOTE_KEY, VOTE_LABEL):
         if reserved in names:
             raise ValueError(f"a member named {reserved!r} would be confused with the soft vote")
     x, y = data.x_test[:limit], data.y_test[:limit]
@@ -174,13 +174,13 @@ def evaluate_ensemble_corruptions(
     def predict_all(images: np.ndarray) -> dict[str, np.ndarray]:
         members = ensemble.member_probabilities(images, batch_size=500)
         return {**dict(zip(names, members, strict=True)),
-                "ensemble": soft_vote(members, ensemble.weights)}  # fmt: skip
+                VOTE_KEY: soft_vote(members, ensemble.weights)}  # fmt: skip
 
     reports = corruption_benchmarks(_reporting_progress(predict_all), x, y)
     for member, name, folder in zip(ensemble.members, names, member_folders, strict=True):
         _write_corruptions(member, folder, reports[name], label=name)
     report = {
-        **reports["ensemble"],
+        **reports[VOTE_KEY],
         "models": {m: {"clean": r["clean"], "mean": r["mean"]} for m, r in reports.items()},
         "ranking": {
             "clean": sorted(reports, key=lambda m: -reports[m]["clean"]),
@@ -189,7 +189,7 @@ def evaluate_ensemble_corruptions(
     }
     print(f"Ranking on clean images: {', '.join(report['ranking']['clean'])}; "
           f"under corruptions: {', '.join(report['ranking']['corrupted'])}")  # fmt: skip
-    labelled = {("soft vote" if m == "ensemble" else m): r for m, r in reports.items()}
+    labelled = {report_label(m): r for m, r in reports.items()}
     plot_corruption_accuracy(
         labelled, Path(output) / "corruptions.png", title="Members and their soft vote"
     )
