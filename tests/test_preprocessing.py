@@ -126,6 +126,33 @@ def test_a_bad_image_in_a_batch_is_named_by_index(cat):
         to_model_input([cat, np.full((32, 32, 3), np.nan)])
 
 
+def photo_jpeg(cat, size=(2048, 1536)) -> bytes:
+    """The cat enlarged to photo size with sensor-like noise, saved as a JPEG."""
+    enlarged = np.asarray(Image.fromarray(cat).resize(size, Image.Resampling.BICUBIC), np.int16)
+    noise = np.random.default_rng(0).integers(-20, 21, enlarged.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(enlarged + noise, 0, 255).astype(np.uint8)).save(
+        buffer, format="JPEG", quality=90
+    )
+    return buffer.getvalue()
+
+
+def test_large_jpegs_decode_at_a_reduced_scale_and_give_the_same_model_view(cat):
+    data = photo_jpeg(cat)
+    reduced = preprocessing.to_pil(data)
+    assert reduced.size == (512, 384)  # 1/4: 1/8 would leave the shorter side under 256 px
+    with Image.open(io.BytesIO(data)) as full:
+        full_view = preprocessing.resize_to_model(full.convert("RGB"))
+    difference = np.abs(to_model_input(data)[0][0].astype(int) - full_view.astype(int))
+    assert difference.mean() < 1.0 and difference.max() <= 8  # rounding, not a different image
+
+
+def test_jpegs_near_display_size_and_other_formats_decode_at_full_size(cat):
+    assert preprocessing.to_pil(photo_jpeg(cat, (500, 300))).size == (500, 300)
+    big_png = np.asarray(Image.fromarray(cat).resize((1024, 768)))
+    assert preprocessing.to_pil(png_bytes(big_png)).size == (1024, 768)
+
+
 def test_images_over_the_pixel_limit_are_refused_before_decoding(monkeypatch, cat):
     monkeypatch.setattr(preprocessing, "MAX_PIXELS", 32 * 32 - 1)
     with pytest.raises(ValueError, match="image too large \\(32x32 pixels"):
