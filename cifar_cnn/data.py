@@ -154,6 +154,15 @@ def split_validation(
     x: np.ndarray, y: np.ndarray, fraction: float = 0.1, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified, seeded split of the training set into (x_train, y_train, x_val, y_val)."""
+    val_mask = validation_mask(y, fraction, seed)
+    return x[~val_mask], y[~val_mask], x[val_mask], y[val_mask]
+
+
+def validation_mask(y: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Which training images `split_validation` holds out (a boolean mask over `y`).
+
+    With one seed, a smaller fraction holds out a subset of a larger one's images: each class's
+    images are shuffled once and the first `fraction` of them held out."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
@@ -164,7 +173,7 @@ def split_validation(
         val_idx.append(idx[: max(1, round(len(idx) * fraction))])
     val_mask = np.zeros(len(y), dtype=bool)
     val_mask[np.concatenate(val_idx)] = True
-    return x[~val_mask], y[~val_mask], x[val_mask], y[val_mask]
+    return val_mask
 
 
 def kfold_indices(y: np.ndarray, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

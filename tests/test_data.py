@@ -16,6 +16,7 @@ from cifar_cnn.data import (
     kfold_indices,
     load_cifar10,
     split_validation,
+    validation_mask,
 )
 
 
@@ -151,6 +152,12 @@ def test_validation_split_is_stratified_seeded_and_disjoint(slice_data):
     np.testing.assert_array_equal(again[2], x_val)
     rows = {r.tobytes() for r in x_tr.reshape(len(x_tr), -1)}
     assert not any(r.tobytes() in rows for r in x_val.reshape(len(x_val), -1))
+
+
+def test_a_smaller_validation_split_lies_inside_a_larger_one_with_the_same_seed(slice_data):
+    small = validation_mask(slice_data.y_train, fraction=0.04, seed=0)
+    large = validation_mask(slice_data.y_train, fraction=0.1, seed=0)
+    assert small.sum() == 40 and large.sum() == 100 and not (small & ~large).any()
 
 
 def test_kfold_partitions_the_training_set(slice_data):

@@ -4,6 +4,7 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
@@ -62,6 +63,20 @@ def test_ood_needs_a_training_record_for_the_validation_split(trained_seed_cnn, 
     del classifier.config["training"]
     with pytest.raises(ValueError, match="no training record"):
         validation_images(classifier, load_slice())
+
+
+def test_members_validated_on_nested_splits_share_the_smaller_one(trained_seed_cnn):
+    from training.robustness import validation_images
+
+    data = load_slice()
+    wide, narrow = (CifarClassifier.from_pretrained(trained_seed_cnn) for _ in range(2))
+    wide.config["training"]["recipe"]["validation_fraction"] = 0.1
+    narrow.config["training"]["recipe"]["validation_fraction"] = 0.04
+    x_common, y_common = validation_images([wide, narrow], data)
+    x_narrow, y_narrow = validation_images(narrow, data)
+    assert len(x_common) == 40 and len(validation_images(wide, data)[0]) == 100
+    np.testing.assert_array_equal(x_common, x_narrow)
+    np.testing.assert_array_equal(y_common, y_narrow)
 
 
 @needs_fashion_mnist

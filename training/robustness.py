@@ -21,7 +21,7 @@ from cifar_cnn.corruptions import (
     corruption_benchmark,
     corruption_benchmarks,
 )
-from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.data import Cifar10, validation_mask
 from cifar_cnn.ensemble import VOTE_KEY, VOTE_LABEL, CifarEnsemble, report_label, soft_vote
 from cifar_cnn.files import atomic_write_text
 from cifar_cnn.ood import (
@@ -37,15 +37,20 @@ from cifar_cnn.ood import (
 from cifar_cnn.plots import plot_corruption_accuracy
 
 
-def validation_images(classifier: CifarClassifier, data: Cifar10) -> tuple[np.ndarray, np.ndarray]:
-    """The validation split the model was trained without (from its recorded recipe)."""
-    recipe = classifier.config.get("training", {}).get("recipe")
-    if recipe is None:
-        raise ValueError("the model has no training record, so its validation split is unknown")
-    _, _, x_val, y_val = split_validation(
-        data.x_train, data.y_train, recipe["validation_fraction"], seed=recipe["seed"]
-    )
-    return x_val, y_val
+def validation_images(
+    classifier: CifarClassifier | list[CifarClassifier], data: Cifar10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images the model was trained without (from its recorded recipe); for a
+    list of models, the images every one of them was trained without."""
+    held_out = np.ones(len(data.y_train), dtype=bool)
+    for model in classifier if isinstance(classifier, list) else [classifier]:
+        recipe = model.config.get("training", {}).get("recipe")
+        if recipe is None:
+            raise ValueError("a model has no training record, so its validation split is unknown")
+        held_out &= validation_mask(data.y_train, recipe["validation_fraction"], recipe["seed"])
+    if not held_out.any():
+        raise ValueError("the models' validation splits share no image: nothing to fit on")
+    return data.x_train[held_out], data.y_train[held_out]
 
 
 def fit_ood_detector(
@@ -124,12 +129,9 @@ def evaluate_ensemble_ood(
     fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
     outlier_images: int | None = None,
 ) -> dict:
-    """`measure_ood` for an ensemble (its members share one validation split); the report goes
-    to the ensemble folder's metrics.json and card."""
-    splits = {json.dumps(validation_images(m, data)[0][:5].tolist()) for m in ensemble.members}
-    if len(splits) != 1:
-        raise ValueError("the members were validated on different splits; no common one to fit on")
-    x_val, _ = validation_images(ensemble.members[0], data)
+    """`measure_ood` for an ensemble, fitted on the validation images none of its members trained
+    on; the report goes to the ensemble folder's metrics.json and card."""
+    x_val, _ = validation_images(list(ensemble.members), data)
     report = measure_ood(
         lambda images: ensemble_ood_scores(ensemble, images),
         x_val,
