@@ -123,24 +123,30 @@ def patch_whitening_filters(
 
 
 def _batch_norm(
-    x: keras.KerasTensor, name: str, momentum: float, bias_lr_scale: float
+    x: keras.KerasTensor, name: str, momentum: float, epsilon: float, bias_lr_scale: float
 ) -> keras.KerasTensor:
     """BatchNorm without a scale; its bias learns `bias_lr_scale` times faster under SGD."""
+    bn = dict(momentum=momentum, epsilon=epsilon, scale=False, name=name)
     if bias_lr_scale == 1:
-        return keras.layers.BatchNormalization(momentum=momentum, scale=False, name=name)(x)
-    x = keras.layers.BatchNormalization(momentum=momentum, scale=False, center=False, name=name)(x)
+        return keras.layers.BatchNormalization(**bn)(x)
+    x = keras.layers.BatchNormalization(center=False, **bn)(x)
     return ScaledBias(np.sqrt(bias_lr_scale), name=f"{name}_bias")(x)
 
 
 def _conv_group(
-    x: keras.KerasTensor, width: int, name: str, bn_momentum: float, bias_lr_scale: float = 1
+    x: keras.KerasTensor,
+    width: int,
+    name: str,
+    bn_momentum: float,
+    bn_epsilon: float = 1e-3,
+    bias_lr_scale: float = 1,
 ) -> keras.KerasTensor:
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
     x = keras.layers.MaxPooling2D(name=f"{name}_pool")(x)
-    x = _batch_norm(x, f"{name}_bn1", bn_momentum, bias_lr_scale)
+    x = _batch_norm(x, f"{name}_bn1", bn_momentum, bn_epsilon, bias_lr_scale)
     x = keras.layers.Activation("gelu", name=f"{name}_gelu1")(x)
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
-    x = _batch_norm(x, f"{name}_bn2", bn_momentum, bias_lr_scale)
+    x = _batch_norm(x, f"{name}_bn2", bn_momentum, bn_epsilon, bias_lr_scale)
     return keras.layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
@@ -150,6 +156,7 @@ def resnet_fast(
     widths: tuple[int, ...] = (64, 256, 256),
     whitening_images: np.ndarray | None = None,
     bn_momentum: float = 0.6,
+    bn_epsilon: float = 1e-3,
     logit_scale: float = 1 / 9,
     dirac_init: bool = True,
     bias_lr_scale: float = 1,
@@ -167,11 +174,16 @@ def resnet_fast(
             the fresh network passes its input through; it trains faster.
         bn_momentum: Keras semantics (the weight of the old running statistics): 0.6, which is
             airbench's PyTorch momentum of 0.4.
+        bn_epsilon: added to the batch variance. Keras's default 1e-3 is not small next to the
+            variances deep in a trained net (about 0.01), so weight decay then shrinks the
+            activations as well; airbench uses 1e-12, which leaves BatchNorm scale-invariant.
         bias_lr_scale: how much faster the BatchNorm biases learn than the other weights under
             SGD (airbench uses 64), by reparametrisation (`cifar_cnn.layers.ScaledBias`).
     """
     if not bias_lr_scale > 0:
         raise ValueError(f"bias_lr_scale must be positive, got {bias_lr_scale}")
+    if not bn_epsilon > 0:
+        raise ValueError(f"bn_epsilon must be positive, got {bn_epsilon}")
     inputs = _image_input()
     x = _standardize(inputs)
     whiten = keras.layers.Conv2D(
@@ -182,7 +194,9 @@ def resnet_fast(
         whiten.set_weights([patch_whitening_filters(whitening_images)])
     x = keras.layers.Activation("gelu", name="whiten_gelu")(x)
     for i, width in enumerate(widths, start=1):
-        x = _conv_group(x, width, f"group{i}", bn_momentum=bn_momentum, bias_lr_scale=bias_lr_scale)
+        x = _conv_group(
+            x, width, f"group{i}", bn_momentum, bn_epsilon=bn_epsilon, bias_lr_scale=bias_lr_scale
+        )
     x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="head")(x)
     x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-AUGMENTATIONS = ("original", "flip_translate", "none")
+AUGMENTATIONS = ("original", "flip_translate", "flip_crop", "none")
 
 
 def build_augmentation(name: str, seed: int | None = None) -> keras.Sequential | None:
@@ -20,8 +20,10 @@ def build_augmentation(name: str, seed: int | None = None) -> keras.Sequential |
 
     - "original": the original design's policy: rotation up to 15 degrees, shift 10%, horizontal
       flip, zoom 10%, "nearest" fill.
-    - "flip_translate": airbench's policy: horizontal flip and up to 2 px translation with
-      reflection (nearest-pixel, no blur).
+    - "flip_translate": horizontal flip and up to 2 px translation with reflection
+      (nearest-pixel, no blur); shifts of 2 px come half as often as the others.
+    - "flip_crop": airbench's policy exactly: horizontal flip and a shift drawn uniformly from
+      -2..2 whole pixels on each axis (a random 32 px crop of the reflection-padded 36 px image).
     """
     if name == "none":
         return None
@@ -32,8 +34,10 @@ def build_augmentation(name: str, seed: int | None = None) -> keras.Sequential |
             keras.layers.RandomFlip("horizontal", seed=seed),
             keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
         ]
-    elif name == "flip_translate":
-        shift = 2 / 32
+    elif name in ("flip_translate", "flip_crop"):
+        # RandomTranslation draws a continuous shift and rounds it to the nearest pixel: +-2.5 px
+        # gives each whole shift in -2..2 the same chance, +-2 px halves the chance of +-2.
+        shift = (2.5 if name == "flip_crop" else 2) / 32
         layers = [
             keras.layers.RandomFlip("horizontal", seed=seed),
             keras.layers.RandomTranslation(

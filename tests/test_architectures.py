@@ -96,6 +96,14 @@ def test_resnet_fast_rejects_a_bias_lr_scale_that_is_not_positive(scale):
         build_model("resnet_fast", bias_lr_scale=scale)
 
 
+def test_resnet_fast_batchnorm_epsilon_is_an_option_and_must_be_positive():
+    model = build_model("resnet_fast", bn_epsilon=1e-12)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 6 and {layer.epsilon for layer in norms} == {1e-12}
+    with pytest.raises(ValueError, match="bn_epsilon must be positive"):
+        build_model("resnet_fast", bn_epsilon=0)
+
+
 def test_batchnorm_biases_learn_faster_by_the_bias_lr_scale_and_still_save(slice_data, tmp_path):
     images, labels = slice_data.x_train[:64], keras.utils.to_categorical(slice_data.y_train[:64])
 

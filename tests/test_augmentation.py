@@ -19,14 +19,34 @@ def shifted_views(image, pad=2):
     return views
 
 
-def test_flip_translate_only_mirrors_and_shifts_whole_pixels(slice_data):
+@pytest.mark.parametrize("policy", ["flip_translate", "flip_crop"])
+def test_translating_policies_only_mirror_and_shift_whole_pixels(slice_data, policy):
     images = slice_data.x_train[:16]
-    augment = build_augmentation("flip_translate", seed=1)
+    augment = build_augmentation(policy, seed=1)
     out = keras.ops.convert_to_numpy(augment(images.astype("float32"), training=True))
     assert out.shape == images.shape
     for original, augmented in zip(images, out.astype(np.uint8), strict=True):
         assert any(np.array_equal(augmented, view) for view in shifted_views(original))
     assert not np.array_equal(out, images)  # something moved
+
+
+def vertical_shift_frequencies(policy: str, n: int = 4000) -> dict[int, float]:
+    """How often each whole-pixel vertical shift occurs, read off an image of numbered rows."""
+    rows = np.broadcast_to((np.arange(32) * 8)[:, None, None], (32, 32, 3)).astype("float32")
+    out = build_augmentation(policy, seed=0)(np.repeat(rows[None], n, axis=0), training=True)
+    shifts = np.round(keras.ops.convert_to_numpy(out)[:, 16, 16, 0] / 8).astype(int) - 16
+    return {int(s): float(np.mean(shifts == s)) for s in np.unique(shifts)}
+
+
+def test_flip_crop_draws_each_shift_from_minus_2_to_2_equally_often():
+    frequencies = vertical_shift_frequencies("flip_crop")
+    assert sorted(frequencies) == [-2, -1, 0, 1, 2]
+    assert all(abs(f - 0.2) < 0.03 for f in frequencies.values()), frequencies
+
+
+def test_flip_translate_shifts_by_2_pixels_half_as_often():
+    frequencies = vertical_shift_frequencies("flip_translate")
+    assert abs(frequencies[2] - 0.125) < 0.03 and abs(frequencies[0] - 0.25) < 0.03, frequencies
 
 
 def test_original_policy_changes_images_within_range(slice_data):

@@ -66,6 +66,9 @@ def build_train_parser() -> argparse.ArgumentParser:
         type=float,
         help="resnet_fast: how many times faster the BatchNorm biases learn (exact under SGD only)",
     )
+    parser.add_argument(
+        "--bn-epsilon", type=float, help="resnet_fast: BatchNorm's epsilon (Keras default 1e-3)"
+    )
     _add_recipe_flags(parser)
     return parser
 
@@ -85,6 +88,8 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         options["input_size"] = args.input_size
     if args.bias_lr_scale is not None:
         options["bias_lr_scale"] = args.bias_lr_scale
+    if args.bn_epsilon is not None:
+        options["bn_epsilon"] = args.bn_epsilon
     return dataclasses.replace(recipe, model_options=options)
 
 

@@ -30,6 +30,8 @@ class Recipe:
     augmentation: str = "original"  # see cifar_cnn.augmentation
     validation_fraction: float = 0.1
     patience: int = 0  # early stopping on val_accuracy; 0 = off
+    # Lookahead on an EMA of the weights (training.lookahead), airbench's optimizer wrapper.
+    lookahead: bool = False
     flip_tta: bool = True  # evaluate with horizontal-flip test-time augmentation as well
     seed: int = 0
     # "auto": float16 on a GPU, float32 on a CPU; or "off", "bf16", "fp16". Only the arithmetic

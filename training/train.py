@@ -28,6 +28,7 @@ from training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from training.lookahead import Lookahead
 from training.recipes import Recipe
 
 WHITENING_SAMPLE = 5000
@@ -239,7 +240,11 @@ def train(
         print(f"Resuming {run_dir} from epoch {state.epoch} (checkpoint {state.checkpoint})")
     if verbose == "auto":
         verbose = 1 if os.isatty(1) else 2
-    bookkeeper = _EpochBookkeeper(run_dir, state, recipe, len(x_train))
+    callbacks: list[keras.callbacks.Callback] = [
+        _EpochBookkeeper(run_dir, state, recipe, len(x_train))
+    ]
+    if recipe.lookahead:
+        callbacks.append(Lookahead(steps_per_epoch * recipe.epochs, steps_per_epoch))
 
     for end, phase in ((recipe.head_epochs, "head"), (recipe.epochs, "main")):
         if state.finished or state.epoch >= end:
@@ -253,7 +258,7 @@ def train(
             validation_data=val_ds,
             epochs=end,
             initial_epoch=state.epoch,
-            callbacks=[bookkeeper],
+            callbacks=callbacks,
             shuffle=False,  # the dataset reshuffles itself every epoch
             verbose=verbose,
         )
