@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,20 @@ def most_confused_pairs(matrix: np.ndarray, class_names=CLASS_NAMES, k: int = 5)
             }
         )
     return pairs
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test for two models scored on the same images.
+
+    `only_a` and `only_b` count the images only one of them gets right; the result is the chance
+    of a split at least this uneven if neither model were better.
+
+    >>> round(mcnemar_p(10, 30), 4)
+    0.0022
+    """
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def compute_metrics(

@@ -15,13 +15,13 @@ better.
 
 import argparse
 import itertools
-import math
 
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data import load_cifar10
+from cifar_cnn.evaluation import mcnemar_p
 from training.robustness import validation_images
 
 
@@ -44,13 +44,6 @@ def main() -> None:
             f"only {a} right: {only_a}, only {b} right: {only_b}, "
             f"McNemar p = {mcnemar_p(only_a, only_b):.2f}"
         )
-
-
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar test: P(a split at least this uneven | each side equally likely)."""
-    n = only_a + only_b
-    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_cnn.evaluation import compute_metrics, most_confused_pairs, per_class_table
+from cifar_cnn.evaluation import compute_metrics, mcnemar_p, most_confused_pairs, per_class_table
 
 NAMES = ("a", "b", "c")
 
@@ -93,3 +93,9 @@ def test_cifar_evaluate_prints_the_table_writes_the_plots_and_compares(trained_s
     assert baseline["accuracy"] == metrics["plain"]["accuracy"]
     assert baseline["command"] == "pytest fixture"  # as its training recorded it
     assert "## Compared with itself" in card and "0.00 points above itself" in card
+
+
+def test_mcnemar_p_is_one_for_an_even_split_and_small_for_a_lopsided_one():
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(25, 25) == 1.0
+    assert mcnemar_p(10, 30) == pytest.approx(0.0022, abs=1e-4)  # 2 * P(Binomial(40, 1/2) <= 10)
+    assert mcnemar_p(30, 10) == mcnemar_p(10, 30)
