@@ -61,10 +61,12 @@ RECIPES: dict[str, Recipe] = {
         patience=10,
     ),
     # airbench94's recipe, simplified: big batch, Nesterov SGD, one-cycle, label smoothing,
-    # strong decoupled weight decay, flip + 2 px translation, flip TTA.
+    # strong decoupled weight decay, Lookahead on an EMA of the weights, flip + pad-and-crop
+    # shifts of up to 2 px, BatchNorm biases at 64x the LR and epsilon 1e-12, flip TTA.
+    # 4% validation (2,000 images) leaves 48,000 to train on; 22 epochs fit in 90 minutes.
     "resnet_fast": Recipe(
         model="resnet_fast",
-        epochs=24,
+        epochs=22,
         batch_size=1024,
         optimizer="sgd",
         learning_rate=1.5,
@@ -72,8 +74,10 @@ RECIPES: dict[str, Recipe] = {
         weight_decay=0.009,
         schedule="one_cycle",
         label_smoothing=0.2,
-        augmentation="flip_translate",
-        model_options={"bias_lr_scale": 64},  # airbench's BatchNorm-bias learning rate
+        augmentation="flip_crop",
+        validation_fraction=0.04,
+        lookahead=True,
+        model_options={"bias_lr_scale": 64, "bn_epsilon": 1e-12},
     ),
     # ImageNet MobileNet-0.25: head first on a frozen backbone, then fine-tune at a low LR.
     "mobilenet_transfer": Recipe(
