@@ -24,8 +24,8 @@ DESCRIPTIONS = {
     "resnet_fast": (
         "CIFAR-10 resnet_fast (flagship)",
         "The flagship: a compact VGG-style network after Keller Jordan's airbench94, with a fixed "
-        "patch-whitening first layer, trained with Nesterov SGD, one-cycle learning rate and label "
-        "smoothing on a CPU.",
+        "patch-whitening first layer, trained on a CPU with Nesterov SGD, a one-cycle learning "
+        "rate, label smoothing and Lookahead on an average of the weights.",
     ),
     "mobilenet_transfer": (
         "CIFAR-10 MobileNet transfer model",
