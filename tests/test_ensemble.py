@@ -61,6 +61,7 @@ def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tm
     ]
     card = (tmp_path / "ensemble" / "README.md").read_text()
     assert "model-index" in card and "soft vote" in card and "`../a`" in card
+    assert "scores +0.00\npoints over its best member (a)" in card  # identical members add nothing
 
     loaded = CifarEnsemble.from_pretrained(tmp_path / "ensemble")
     np.testing.assert_allclose(loaded.weights, [0.5, 0.25])
