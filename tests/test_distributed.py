@@ -27,7 +27,7 @@ run_dir, epochs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 data = load_slice()
 small = Cifar10(data.x_train[:400], data.y_train[:400], data.x_test[:10], data.y_test[:10], "slice")
 recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision=sys.argv[4])
-result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=20))
+result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=45))
 np.savez(out, *result.model.get_weights())
 """
 
