@@ -1,5 +1,5 @@
-"""CIFAR-10 explorer: a Gradio app over the cifar_cnn models. UI wiring only; the logic lives in
-cifar_cnn.service and is tested there.
+"""CIFAR-10 explorer: the Gradio Space over the cifar_cnn models. UI only: one builder per tab;
+the logic behind each event lives in webapp/ and is tested there.
 
     python app.py                                   # the shipped models in models/
     curl localhost:7860/healthz; curl localhost:7860/metrics      # health and Prometheus
@@ -7,96 +7,117 @@ cifar_cnn.service and is tested there.
     CIFAR_MODELS=me/cifar10-resnet-fast python app.py
 
 API (gradio_client): /classify, /ensemble, /gradcam, /compare, /robustness, /batch, /models;
-see README.
+see docs/app.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from gradio.utils import get_upload_folder
 
-from cifar_cnn import service  # importing cifar_cnn turns oneDNN on before TensorFlow loads
-from cifar_cnn.corruptions import CORRUPTIONS
-from cifar_cnn.data import CLASS_NAMES, REPO_ROOT
-from cifar_cnn.gradcam import COLORMAPS, METHODS
-from cifar_cnn.monitoring import METRICS_CONTENT_TYPE, Monitor
+from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
+from cifar_cnn.explain.gradcam import COLORMAPS, METHODS
+from cifar_cnn.explain.probing import spatial_layers
+from cifar_cnn.trust.corruptions import CORRUPTIONS
+from webapp import events
+from webapp.history import HISTORY_COLUMNS, add_to_history
+from webapp.monitoring import Monitor
+from webapp.outputs import OutputFolder
+from webapp.server import create_server
+from webapp.serving import ServedModels, load_models, model_sources
+from webapp.uploads import image_handler
 
 EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
 # Fashion-MNIST test images: pictures that are none of the ten classes.
 OUTLIER_EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples" / "outliers").glob("*.png"))
-MAX_FILE_SIZE = "10mb"
 
 
-def image_handler(function):
-    """For events whose first input is an uploaded image, registered with `preprocess=False`:
-    pass the file's path on (cifar_cnn decodes it, so every bad file gets the library's own
-    message) and show a bad upload or choice as a message in the UI and a clear API error."""
+@dataclass
+class Page:
+    """What every tab's builder needs: the models, request monitoring, and the output folder
+    (image outputs go out as files written atomically; see webapp.outputs.image_file)."""
 
-    @functools.wraps(function)
-    def wrapper(upload, *args):
-        if upload is None:
-            raise gr.Error("Please upload an image first.")
-        try:
-            path = service.uploaded_path(upload, upload_folder=get_upload_folder())
-            return function(path, *args)
-        except ValueError as error:
-            raise gr.Error(service.upload_error_message(error, upload)) from None
+    served: ServedModels
+    observed: Callable[[str], Callable]
+    outputs: OutputFolder
 
-    return wrapper
+    @property
+    def names(self) -> list[str]:
+        return self.served.names
+
+    @property
+    def default(self) -> str | None:
+        return self.names[0] if self.names else None
+
+    def image(self, label: str, elem_id: str, height: int = 300) -> gr.Image:
+        return gr.Image(type="filepath", label=label, height=height, elem_id=elem_id)
+
+    def model_choice(self) -> gr.Dropdown:
+        return gr.Dropdown(self.names, value=self.default, label="Model")
 
 
-def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> gr.Blocks:
-    names = served.names
-    default = names[0] if names else None
-    observed = (monitor or Monitor(served)).observed
-    # Image outputs go out as files written atomically (see service.image_file).
-    outputs = service.OutputFolder()
-    as_file = outputs.image_file
-
-    @observed("classify")
+def classify_tab(page: Page, history: gr.State) -> None:
+    @page.observed("classify")
     @image_handler
     def classify(image, model, top_k, history):
-        result = service.classify(served.get(model), image, int(top_k))
-        history = service.add_to_history(history, result.view, model, result)
-        return result.top, as_file(result.view), result.notice, history
+        result = events.classify(page.served.get(model), image, int(top_k))
+        history = add_to_history(history, result.view, model, result.top)
+        return result.top, page.outputs.image_file(result.view), result.notice, history
 
-    @observed("batch")
-    def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
-        if not files:
-            raise gr.Error("Please add some images first.")
-        try:
-            rows = service.classify_batch(served, list(files), models or None, progress)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        return rows, outputs.csv_file(rows)
+    with gr.Row():
+        with gr.Column():
+            image = page.image("Your image", "classify-image")
+            model = page.model_choice()
+            top_k = gr.Slider(1, 10, value=events.TOP_K, step=1, label="Top classes shown")
+            button = gr.Button("Classify", variant="primary")
+        with gr.Column():
+            labels = gr.Label(label="Prediction")
+            notice = gr.Markdown()
+            view = gr.Image(label="What the model sees (32x32)", height=200, elem_id="model-view")
+    gr.Examples(EXAMPLES, inputs=image, label="CIFAR-10 test images")
+    gr.Examples(OUTLIER_EXAMPLES, inputs=image, label="Not one of the ten classes (Fashion-MNIST)")
+    button.click(
+        classify,
+        [image, model, top_k, history],
+        [labels, view, notice, history],
+        api_name="classify",
+        preprocess=False,
+    )
 
-    def show_history(history):
-        history = history or []
-        table = [[h[c] for c in service.HISTORY_COLUMNS] for h in history]
-        thumbnails = [
-            (as_file(service.enlarge(h["thumbnail"], 96)), f"{h['label']} ({h['model']})")
-            for h in history
-        ]
-        return table, thumbnails
 
-    @observed("ensemble")
+def ensemble_tab(page: Page) -> None:
+    @page.observed("ensemble")
     @image_handler
     def ensemble(image):
-        vote = service.ensemble_vote(served, image)
+        vote = events.ensemble_vote(page.served, image)
         return vote.rows, vote.soft, vote.summary
 
-    @observed("gradcam")
+    with gr.Row():
+        with gr.Column():
+            image = page.image("Your image", "ensemble-image")
+            button = gr.Button("Vote", variant="primary")
+        with gr.Column():
+            soft = gr.Label(label="Soft vote (weighted mean of probabilities)")
+            summary = gr.Markdown()
+    table = gr.Dataframe(
+        headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
+    )
+    gr.Examples(EXAMPLES + OUTLIER_EXAMPLES, inputs=image)
+    button.click(ensemble, [image], [table, soft, summary], api_name="ensemble", preprocess=False)
+
+
+def gradcam_tab(page: Page) -> None:
+    @page.observed("gradcam")
     @image_handler
     def gradcam(image, model, class_name, layer, method, opacity, colormap):
-        result = service.explain(
-            served.get(model),
+        result = events.explain(
+            page.served.get(model),
             image,
             class_name=None if class_name in (None, "", "predicted") else class_name,
             layer=layer or None,
@@ -108,42 +129,179 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
             f"Grad-CAM of **{result.explained_class}** ({100 * result.probability:.0f}%) at layer "
             f"`{result.layer}`; the model predicts **{result.predicted_class}**."
         )
-        return as_file(result.overlay), caption
+        return page.outputs.image_file(result.overlay), caption
 
-    @observed("compare")
+    def layers_of(model):
+        choices = spatial_layers(page.served.get(model).model)
+        return gr.Dropdown(choices=["", *choices], value="")
+
+    with gr.Row():
+        with gr.Column():
+            image = page.image("Your image", "gradcam-image")
+            model = page.model_choice()
+            class_name = gr.Dropdown(
+                ["predicted", *CLASS_NAMES], value="predicted", label="Explain the class"
+            )
+            layer = gr.Dropdown([""], value="", label="Layer (empty: the default)")
+            method = gr.Radio(list(METHODS), value="gradcam", label="Method")
+            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heat opacity")
+            colormap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colour map")
+            button = gr.Button("Explain", variant="primary")
+        with gr.Column():
+            overlay = gr.Image(
+                label="Where the model looked", height=320, elem_id="gradcam-overlay"
+            )
+            caption = gr.Markdown()
+    gr.Examples(EXAMPLES, inputs=image)
+    model.change(layers_of, [model], [layer], api_name=False)
+    button.click(
+        gradcam,
+        [image, model, class_name, layer, method, opacity, colormap],
+        [overlay, caption],
+        api_name="gradcam",
+        preprocess=False,
+    )
+
+
+def compare_tab(page: Page) -> None:
+    @page.observed("compare")
     @image_handler
     def compare(image, models):
-        chosen = models or names
         panels = []
-        for name in chosen:
-            result = service.explain(served.get(name), image)
+        for name in models or page.names:
+            result = events.explain(page.served.get(name), image)
             caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
-            panels.append((as_file(result.overlay), caption))
+            panels.append((page.outputs.image_file(result.overlay), caption))
         return panels
 
-    @observed("robustness")
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = page.image("Your image", "compare-image")
+            models = gr.CheckboxGroup(page.names, value=page.names, label="Models")
+            button = gr.Button("Compare", variant="primary")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
+    gr.Examples(EXAMPLES, inputs=image)
+    button.click(compare, [image, models], [gallery], api_name="compare", preprocess=False)
+
+
+def robustness_tab(page: Page) -> None:
+    @page.observed("robustness")
     @image_handler
     def robustness(image, model, corruption, severity):
-        result = service.robustness(served.get(model), image, corruption, int(severity))
-        explanation = result.explanation
+        result = events.robustness(page.served.get(model), image, corruption, int(severity))
+        explanation, c = result.explanation, result.classification
         caption = (
             f"Grad-CAM of **{explanation.predicted_class}** "
             f"({100 * explanation.probability:.0f}%) on the corrupted view."
         )
-        c = result.classification
-        return as_file(result.corrupted), c.top, c.notice, as_file(explanation.overlay), caption
+        return (
+            page.outputs.image_file(result.corrupted),
+            c.top,
+            c.notice,
+            page.outputs.image_file(explanation.overlay),
+            caption,
+        )
 
-    @observed("models")
+    gr.Markdown(
+        "How does the model cope with a blurred, noisy, dark or compressed picture? "
+        "Apply a corruption to the 32x32 view (as `cifar-evaluate --corruptions` does "
+        "to the test set) and watch the prediction and Grad-CAM change with severity."
+    )
+    with gr.Row():
+        with gr.Column():
+            image = page.image("Your image", "robust-image", height=240)
+            model = page.model_choice()
+            corruption = gr.Dropdown(list(CORRUPTIONS), value="gaussian_blur", label="Corruption")
+            severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0: none)")
+            button = gr.Button("Corrupt and classify", variant="primary")
+        with gr.Column():
+            view = gr.Image(label="What the model sees, corrupted", height=200)
+            labels = gr.Label(label="Prediction", num_top_classes=3)
+            notice = gr.Markdown()
+        with gr.Column():
+            overlay = gr.Image(label="Where the model looked", height=200)
+            caption = gr.Markdown()
+    gr.Examples(EXAMPLES, inputs=image)
+    inputs = [image, model, corruption, severity]
+    outputs = [view, labels, notice, overlay, caption]
+    button.click(robustness, inputs, outputs, api_name="robustness", preprocess=False)
+    gr.on(  # live updates, once there is an image to update
+        [severity.release, corruption.change],
+        lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 5,
+        inputs,
+        outputs,
+        api_name=False,
+        preprocess=False,
+    )
+
+
+def batch_tab(page: Page) -> None:
+    @page.observed("batch")
+    def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
+        if not files:
+            raise gr.Error("Please add some images first.")
+        try:
+            rows = events.classify_batch(page.served, list(files), models or None, progress)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return rows, page.outputs.csv_file(rows, events.BATCH_COLUMNS)
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            files = gr.File(
+                file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files"
+            )
+            models = gr.CheckboxGroup(page.names, value=page.names[:1], label="Models")
+            button = gr.Button("Classify all", variant="primary")
+        with gr.Column(scale=2):
+            table = gr.Dataframe(headers=events.BATCH_COLUMNS, label="Predictions")
+            csv = gr.File(label="Download as CSV")
+    button.click(batch, [files, models], [table, csv], api_name="batch")
+
+
+def history_tab(page: Page, history: gr.State, tab: gr.Tab) -> None:
+    def show_history(history):
+        history = history or []
+        table = [[h[c] for c in HISTORY_COLUMNS] for h in history]
+        thumbnails = [
+            (
+                page.outputs.image_file(events.enlarge(h["thumbnail"], 96)),
+                f"{h['label']} ({h['model']})",
+            )
+            for h in history
+        ]
+        return table, thumbnails
+
+    gr.Markdown("Your predictions in this browser session (kept only in this session).")
+    table = gr.Dataframe(headers=HISTORY_COLUMNS, label="History")
+    gallery = gr.Gallery(
+        label="What the model saw",
+        columns=8,
+        height=220,
+        object_fit="contain",
+        allow_preview=False,
+        fit_columns=False,  # a few thumbnails stay thumbnail-sized
+        elem_id="history-gallery",
+    )
+    tab.select(show_history, [history], [table, gallery], api_name=False)
+
+
+def models_tab(page: Page, demo: gr.Blocks) -> None:
+    @page.observed("models")
     def describe(model):
-        text, plots = service.model_card(served.get(model))
-        return text, plots
+        return events.model_card(page.served.get(model))
 
-    def layers_of(model):
-        from cifar_cnn.probing import spatial_layers
+    model = page.model_choice()
+    card = gr.Markdown()
+    plots = gr.Gallery(label="Plots", columns=2, height="auto")
+    model.change(describe, [model], [card, plots], api_name="models")
+    demo.load(describe, [model], [card, plots], api_name=False)
 
-        choices = spatial_layers(served.get(model).model)
-        return gr.Dropdown(choices=[""] + choices, value="")
 
+def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Blocks:
+    """The Space's UI over `served`; events are counted by `monitor` (a new one if None)."""
+    page = Page(served, (monitor or Monitor(served)).observed, OutputFolder())
     # Gradio's own cache (uploads, copies of outputs): files older than an hour go, hourly.
     with gr.Blocks(title="CIFAR-10 explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -158,198 +316,31 @@ def build_demo(served: service.ServedModels, monitor: Monitor | None = None) -> 
                 f"**Some models failed to load** and are not offered: {failed} "
                 "(the reasons are in the server's log)."
             )
-
         history = gr.State([])  # this browser session's predictions; nothing kept on the server
-
         with gr.Tab("Classify"):
-            with gr.Row():
-                with gr.Column():
-                    image = gr.Image(
-                        type="filepath", label="Your image", height=300, elem_id="classify-image"
-                    )
-                    model = gr.Dropdown(names, value=default, label="Model")
-                    top_k = gr.Slider(1, 10, value=5, step=1, label="Top classes shown")
-                    button = gr.Button("Classify", variant="primary")
-                with gr.Column():
-                    labels = gr.Label(label="Prediction")
-                    notice = gr.Markdown()
-                    view = gr.Image(
-                        label="What the model sees (32x32)", height=200, elem_id="model-view"
-                    )
-            gr.Examples(EXAMPLES, inputs=image, label="CIFAR-10 test images")
-            gr.Examples(
-                OUTLIER_EXAMPLES, inputs=image, label="Not one of the ten classes (Fashion-MNIST)"
-            )
-            button.click(
-                classify,
-                [image, model, top_k, history],
-                [labels, view, notice, history],
-                api_name="classify",
-                preprocess=False,
-            )
-
+            classify_tab(page, history)
         with gr.Tab("Ensemble"):
-            with gr.Row():
-                with gr.Column():
-                    e_image = gr.Image(
-                        type="filepath", label="Your image", height=300, elem_id="ensemble-image"
-                    )
-                    e_button = gr.Button("Vote", variant="primary")
-                with gr.Column():
-                    e_soft = gr.Label(label="Soft vote (weighted mean of probabilities)")
-                    e_summary = gr.Markdown()
-            e_table = gr.Dataframe(
-                headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
-            )
-            gr.Examples(EXAMPLES + OUTLIER_EXAMPLES, inputs=e_image)
-            e_button.click(
-                ensemble,
-                [e_image],
-                [e_table, e_soft, e_summary],
-                api_name="ensemble",
-                preprocess=False,
-            )
-
+            ensemble_tab(page)
         with gr.Tab("Grad-CAM"):
-            with gr.Row():
-                with gr.Column():
-                    g_image = gr.Image(
-                        type="filepath", label="Your image", height=300, elem_id="gradcam-image"
-                    )
-                    g_model = gr.Dropdown(names, value=default, label="Model")
-                    g_class = gr.Dropdown(["predicted", *CLASS_NAMES], value="predicted",
-                                          label="Explain the class")  # fmt: skip
-                    g_layer = gr.Dropdown([""], value="", label="Layer (empty: the default)")
-                    g_method = gr.Radio(list(METHODS), value="gradcam", label="Method")
-                    g_opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heat opacity")
-                    g_colormap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colour map")
-                    g_button = gr.Button("Explain", variant="primary")
-                with gr.Column():
-                    g_overlay = gr.Image(
-                        label="Where the model looked", height=320, elem_id="gradcam-overlay"
-                    )
-                    g_caption = gr.Markdown()
-            gr.Examples(EXAMPLES, inputs=g_image)
-            g_model.change(layers_of, [g_model], [g_layer], api_name=False)
-            g_button.click(
-                gradcam,
-                [g_image, g_model, g_class, g_layer, g_method, g_opacity, g_colormap],
-                [g_overlay, g_caption],
-                api_name="gradcam",
-                preprocess=False,
-            )
-
+            gradcam_tab(page)
         with gr.Tab("Compare"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    c_image = gr.Image(
-                        type="filepath", label="Your image", height=300, elem_id="compare-image"
-                    )
-                    c_models = gr.CheckboxGroup(names, value=names, label="Models")
-                    c_button = gr.Button("Compare", variant="primary")
-                with gr.Column(scale=2):
-                    c_gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
-            gr.Examples(EXAMPLES, inputs=c_image)
-            c_button.click(
-                compare, [c_image, c_models], [c_gallery], api_name="compare", preprocess=False
-            )
-
+            compare_tab(page)
         with gr.Tab("Robustness"):
-            gr.Markdown(
-                "How does the model cope with a blurred, noisy, dark or compressed picture? "
-                "Apply a corruption to the 32x32 view (as `cifar-evaluate --corruptions` does "
-                "to the test set) and watch the prediction and Grad-CAM change with severity."
-            )
-            with gr.Row():
-                with gr.Column():
-                    r_image = gr.Image(
-                        type="filepath", label="Your image", height=240, elem_id="robust-image"
-                    )
-                    r_model = gr.Dropdown(names, value=default, label="Model")
-                    r_corruption = gr.Dropdown(
-                        list(CORRUPTIONS), value="gaussian_blur", label="Corruption"
-                    )
-                    r_severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0: none)")
-                    r_button = gr.Button("Corrupt and classify", variant="primary")
-                with gr.Column():
-                    r_view = gr.Image(label="What the model sees, corrupted", height=200)
-                    r_labels = gr.Label(label="Prediction", num_top_classes=3)
-                    r_notice = gr.Markdown()
-                with gr.Column():
-                    r_overlay = gr.Image(label="Where the model looked", height=200)
-                    r_caption = gr.Markdown()
-            gr.Examples(EXAMPLES, inputs=r_image)
-            r_inputs = [r_image, r_model, r_corruption, r_severity]
-            r_outputs = [r_view, r_labels, r_notice, r_overlay, r_caption]
-            r_button.click(robustness, r_inputs, r_outputs, api_name="robustness", preprocess=False)
-            gr.on(  # live updates, once there is an image to update
-                [r_severity.release, r_corruption.change],
-                lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 5,
-                r_inputs,
-                r_outputs,
-                api_name=False,
-                preprocess=False,
-            )
-
+            robustness_tab(page)
         with gr.Tab("Batch"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    b_files = gr.File(file_count="multiple", file_types=["image"],
-                                      label="Images", elem_id="batch-files")  # fmt: skip
-                    b_models = gr.CheckboxGroup(names, value=names[:1], label="Models")
-                    b_button = gr.Button("Classify all", variant="primary")
-                with gr.Column(scale=2):
-                    b_table = gr.Dataframe(headers=service.BATCH_COLUMNS, label="Predictions")
-                    b_csv = gr.File(label="Download as CSV")
-            b_button.click(batch, [b_files, b_models], [b_table, b_csv], api_name="batch")
-
-        with gr.Tab("History") as history_tab:
-            gr.Markdown("Your predictions in this browser session (kept only in this session).")
-            h_table = gr.Dataframe(headers=service.HISTORY_COLUMNS, label="History")
-            h_gallery = gr.Gallery(
-                label="What the model saw",
-                columns=8,
-                height=220,
-                object_fit="contain",
-                allow_preview=False,
-                fit_columns=False,  # a few thumbnails stay thumbnail-sized
-                elem_id="history-gallery",
-            )
-            history_tab.select(show_history, [history], [h_table, h_gallery], api_name=False)
-
+            batch_tab(page)
+        with gr.Tab("History") as tab:
+            history_tab(page, history, tab)
         with gr.Tab("Models"):
-            m_model = gr.Dropdown(names, value=default, label="Model")
-            m_card = gr.Markdown()
-            m_plots = gr.Gallery(label="Plots", columns=2, height="auto")
-            m_model.change(describe, [m_model], [m_card, m_plots], api_name="models")
-            demo.load(describe, [m_model], [m_card, m_plots], api_name=False)
-
+            models_tab(page, demo)
     demo.queue(default_concurrency_limit=2)
     return demo
 
 
-def build_app(served: service.ServedModels) -> FastAPI:
-    """The demo mounted on FastAPI beside /healthz (JSON) and /metrics (Prometheus)."""
+def build_app(served: ServedModels) -> FastAPI:
+    """The whole server: the demo mounted on FastAPI beside /healthz and /metrics."""
     monitor = Monitor(served)
-    api = FastAPI(title="CIFAR-10 explorer")
-
-    @api.get("/healthz")
-    def healthz():
-        health = monitor.health()
-        return JSONResponse(health, status_code=503 if health["status"] == "down" else 200)
-
-    @api.get("/metrics")
-    def metrics():
-        return Response(monitor.metrics_text(), media_type=METRICS_CONTENT_TYPE)
-
-    # show_error: a bad upload's reason reaches the visitor and API clients (our messages
-    # carry no secrets; tokens are never part of them).
-    demo = build_demo(served, monitor)
-    app = gr.mount_gradio_app(api, demo, path="/", max_file_size=MAX_FILE_SIZE, show_error=True)
-    # Gradio checks that input files were uploaded (not named server paths) only once it
-    # counts the demo as launched, which mounting alone does not do.
-    demo.has_launched = True
-    return app
+    return create_server(build_demo(served, monitor), monitor)
 
 
 def main() -> None:
@@ -359,7 +350,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
-    served = service.load_models(service.model_sources(args.models))
+    served = load_models(model_sources(args.models))
     for failure in served.failures.values():
         print(f"Model {failure.source} failed to load: {failure.reason}")
     print(f"Serving: {', '.join(served.names) or 'no models'}")

@@ -13,10 +13,10 @@ import time
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
-from cifar_cnn import service
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import load_slice
-from cifar_cnn.gradcam import grad_cam_for
+from cifar_cnn.data.cifar10 import load_slice
+from cifar_cnn.explain.gradcam import grad_cam_for
+from webapp import serving
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="model folders (default: models/*)")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    folders = args.models or service.model_sources("")  # default: the shipped models
+    folders = args.models or serving.model_sources("")  # default: the shipped models
     images = load_slice().x_test
     print("| model | layer | Grad-CAM, ms (median, p95) | Grad-CAM++, ms (median, p95) |")
     print("|---|---|---:|---:|")

@@ -18,8 +18,8 @@ from PIL import Image
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import load_slice
-from cifar_cnn.preprocessing import resize_to_model, to_pil
+from cifar_cnn.data.cifar10 import load_slice
+from cifar_cnn.data.images import resize_to_model, to_pil
 
 SIZES = {"12 MP (4032x3024)": (4032, 3024), "2 MP (1920x1080)": (1920, 1080)}
 

@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
-from cifar_cnn import service
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import load_slice
+from cifar_cnn.data.cifar10 import load_slice
+from webapp import serving
 
 
 def timings(call, repeats: int) -> tuple[float, float]:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="model folders (default: models/*)")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    folders = args.models or service.model_sources("")  # default: the shipped models
+    folders = args.models or serving.model_sources("")  # default: the shipped models
     image = load_slice().x_test[:1]
     batch = load_slice().x_test
     print(

@@ -18,7 +18,7 @@ import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import REPO_ROOT, load_cifar10
+from cifar_cnn.data.cifar10 import REPO_ROOT, load_cifar10
 from cifar_cnn.export import QUANTIZATIONS, TFLiteClassifier, export_tflite
 
 

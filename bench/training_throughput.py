@@ -20,6 +20,7 @@ figures move with whatever else the machine is doing.
 """
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -37,8 +38,8 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     import numpy as np
 
     import cifar_cnn  # noqa: F401
-    from cifar_cnn.data import load_slice
-    from training.recipes import get_recipe
+    from cifar_cnn.data.cifar10 import load_slice
+    from cifar_cnn.models import get_recipe, get_spec
     from training.train import (
         build_for_recipe,
         compile_for_phase,
@@ -47,6 +48,9 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     )
 
     recipe = get_recipe(model_name)
+    if "backbone_weights" in inspect.signature(get_spec(model_name).build).parameters:
+        # Speed does not depend on the pretrained values: random weights need no download.
+        recipe = recipe.replace(model_options={**recipe.model_options, "backbone_weights": None})
     if setting in ("project", "bf16"):
         set_mixed_precision(recipe.mixed_precision if setting == "project" else "bf16")
     data = load_slice()

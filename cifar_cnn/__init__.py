@@ -1,41 +1,58 @@
 """cifar_cnn: CIFAR-10 classifiers to train on a CPU, share on the Hugging Face Hub and explain.
 
 >>> from cifar_cnn import CifarClassifier
->>> clf = CifarClassifier.from_pretrained("models/resnet_fast")
+>>> clf = CifarClassifier.from_pretrained("resnet_fast")      # a folder, "owner/repo@v1" or a name
 >>> clf.classify("examples/test0000_cat.png")
 {'cat': 0.91, ...}
+
+The library, by concept (each a subpackage or module):
+
+- `data`: CIFAR-10, any picture as model input, augmentation, Fashion-MNIST as outliers.
+- `models`: the registry (`create_model`, one `ModelSpec` per model) and its custom layers.
+- `classifier`, `ensemble`, `voting`: inference, saving and loading (`CifarClassifier`,
+  `CifarEnsemble`), and how members vote.
+- `hub`: the folder layout shared with Hub repos, source names ("owner/name@revision"), downloads.
+- `explain`: Grad-CAM, feature maps, layer probing.
+- `trust`: calibration, out-of-distribution detection, corruptions.
+- `report`: metrics, plots, model cards.
+- `export`: SavedModel (TensorFlow Serving) and TFLite.
 """
 
 import os
 
+__version__ = "0.2.0"
+
 # Must be set before TensorFlow is imported: oneDNN is off by default on AMD CPUs, and turning it on
-# doubles conv-net training throughput there (see README, "Performance"). Users can still override.
+# doubles conv-net training throughput there (see docs/performance.md). Users can still override.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cifar_cnn.data import CLASS_NAMES, NUM_CLASSES, DataError, load_cifar10  # noqa: E402
+from cifar_cnn.data.cifar10 import CLASS_NAMES, NUM_CLASSES, DataError, load_cifar10  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES",
     "NUM_CLASSES",
     "DataError",
     "load_cifar10",
-    "build_model",
+    "create_model",
     "list_models",
     "CifarClassifier",
+    "CifarEnsemble",
 ]
-__version__ = "0.1.0"
+
+# Loaded on first use, so that `import cifar_cnn.data` stays fast and free of TensorFlow.
+_LAZY = {
+    "create_model": "cifar_cnn.models",
+    "list_models": "cifar_cnn.models",
+    "CifarClassifier": "cifar_cnn.classifier",
+    "CifarEnsemble": "cifar_cnn.ensemble",
+}
 
 
 def __getattr__(name: str):
-    # Lazy: `import cifar_cnn.data` stays fast and free of TensorFlow.
-    if name in ("build_model", "list_models"):
-        from cifar_cnn import architectures
+    if name in _LAZY:
+        import importlib
 
-        return getattr(architectures, name)
-    if name == "CifarClassifier":
-        from cifar_cnn.classifier import CifarClassifier
-
-        return CifarClassifier
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cifar_cnn' has no attribute {name!r}")

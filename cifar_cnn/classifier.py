@@ -14,7 +14,6 @@ A saved folder holds `config.json`, `model.keras` (loaded with `safe_mode=True`)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -22,25 +21,36 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import keras
 import numpy as np
 import tensorflow as tf
-from huggingface_hub import ModelHubMixin, constants, snapshot_download
+from huggingface_hub import ModelHubMixin
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-import cifar_cnn.layers  # noqa: F401  (registers custom layers for loading)
-import cifar_cnn.schedules  # noqa: F401
-from cifar_cnn.calibration import apply_temperature
-from cifar_cnn.data import CLASS_NAMES, IMAGE_SHAPE
-from cifar_cnn.files import atomic_write_text, temporary_sibling
-from cifar_cnn.preprocessing import ImageLike, to_model_input
+from cifar_cnn import __version__
+from cifar_cnn.atomic import atomic_write_text, temporary_sibling
+from cifar_cnn.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
+from cifar_cnn.data.images import ImageLike, to_model_input
+from cifar_cnn.hub.download import download_snapshot, not_cached_error
+from cifar_cnn.hub.layout import (
+    ARTIFACT_PATTERNS,
+    CARD_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    MODEL_PATTERNS,
+    read_json,
+    sha256,
+)
+from cifar_cnn.hub.reference import is_hub_reference, parse_reference
+from cifar_cnn.models import create_model, get_spec, list_models
+from cifar_cnn.report.model_card import render_model_card
+from cifar_cnn.trust.calibration import apply_temperature
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.json"
-#: Files besides the model and config that travel with a model folder (metrics, curves, plots).
-ARTIFACT_PATTERNS = (METRICS_FILE, HISTORY_FILE, "*.png", "*.md")
+#: How many classes `classify` returns unless told.
+DEFAULT_TOP_K = 3
 RESIZE_RULE = "centre-crop to square, then area (PIL BOX) downscale or bicubic upscale to 32x32"
 
 
@@ -70,10 +80,8 @@ class CifarClassifier(
 
     @classmethod
     def from_architecture(cls, name: str, **options: Any) -> CifarClassifier:
-        """A new, untrained classifier from the architecture registry."""
-        from cifar_cnn.architectures import build_model
-
-        return cls(build_model(name, **options), config={"architecture": name})
+        """A new, untrained classifier from the model registry."""
+        return cls(create_model(name, **options), config={"architecture": name})
 
     @staticmethod
     def _default_config(model: keras.Model) -> dict[str, Any]:
@@ -125,13 +133,22 @@ class CifarClassifier(
         return probabilities[0] if single else probabilities
 
     def classify(
-        self, image: ImageLike, top_k: int = 3, flip_tta: bool = False
+        self, image: ImageLike, top_k: int = DEFAULT_TOP_K, flip_tta: bool = False
     ) -> dict[str, float]:
         """The `top_k` most likely class names with their (calibrated) probabilities."""
         probabilities = self.predict(image, flip_tta=flip_tta)
         if probabilities.ndim != 1:
             raise ValueError("classify takes one image; use predict for a batch")
-        order = np.argsort(probabilities)[::-1][:top_k]
+        return self.top_classes(probabilities, top_k)
+
+    def top_classes(self, probabilities: np.ndarray, k: int = DEFAULT_TOP_K) -> dict[str, float]:
+        """One image's `k` most likely classes, most likely first: {class name: probability}."""
+        classes = len(self.class_names)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"top_k must be a whole number 1 to {classes}, got {k!r}")
+        if not 1 <= k <= classes:
+            raise ValueError(f"top_k must be 1 to {classes}, got {k}")
+        order = np.argsort(probabilities)[::-1][:k]
         return {self.class_names[i]: float(probabilities[i]) for i in order}
 
     def _predict_batch(self, batch: np.ndarray, flip_tta: bool) -> np.ndarray:
@@ -153,13 +170,13 @@ class CifarClassifier(
         tmp = temporary_sibling(model_path)
         self._inference_model().save(tmp)
         os.replace(tmp, model_path)
-        self.config["model_sha256"] = _sha256(model_path)
+        self.config["model_sha256"] = sha256(model_path)
         self.config["versions"] = library_versions()
         atomic_write_text(save_directory / CONFIG_FILE, json.dumps(self.config, indent=2))
         if self.source_dir is not None and self.source_dir.resolve() != save_directory.resolve():
             for pattern in ARTIFACT_PATTERNS:
                 for file in self.source_dir.glob(pattern):
-                    if file.name != "README.md":
+                    if file.name != CARD_FILE:
                         shutil.copy2(file, save_directory / file.name)
         if self.metrics is not None:
             atomic_write_text(save_directory / METRICS_FILE, json.dumps(self.metrics, indent=2))
@@ -169,8 +186,6 @@ class CifarClassifier(
 
     def write_model_card(self, folder: str | os.PathLike, repo_id: str | None = None) -> None:
         """Render README.md from the `model_card.md` template, this config and these metrics."""
-        from cifar_cnn.model_card import render_model_card
-
         folder = Path(folder)
         card = render_model_card(
             self.config,
@@ -178,7 +193,7 @@ class CifarClassifier(
             repo_id=repo_id,
             error_gallery=(folder / "errors.png").exists(),
         )
-        atomic_write_text(Path(folder) / "README.md", str(card))
+        atomic_write_text(folder / CARD_FILE, str(card))
 
     def _inference_model(self) -> keras.Model:
         # A compiled model would also save its optimizer state: weights only are shipped.
@@ -193,27 +208,29 @@ class CifarClassifier(
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | Path, **kwargs
     ) -> CifarClassifier:
-        """Load from a local folder or a Hub repo id; "owner/name@revision" pins a revision.
+        """Load from a local folder, a Hub repo id ("owner/name@revision" pins a revision) or a
+        registry name ("resnet_fast": this repository's shipped folder, else the Hub repo its
+        spec records).
 
         Keyword arguments are those of `ModelHubMixin.from_pretrained`: `revision`, `cache_dir`,
         `token`, `force_download`, `local_files_only`.
         """
         name = str(pretrained_model_name_or_path)
-        if "@" in name and not os.path.isdir(name):
-            name, revision = name.split("@", 1)
-            kwargs.setdefault("revision", revision)
+        if not os.path.isdir(name) and name in list_models():
+            name = resolve_registry_name(name)
+        if not os.path.isdir(name):
+            if not is_hub_reference(name):
+                raise ValueError(
+                    f"{name}: no such model folder, and not a Hub repo id (owner/name[@revision])"
+                )
+            reference = parse_reference(name)
+            name = reference.repo_id
+            if reference.revision:
+                kwargs.setdefault("revision", reference.revision)
         try:
             return super().from_pretrained(name, **kwargs)
-        except LocalEntryNotFoundError:
-            reason = (
-                "HF_HUB_OFFLINE is set"
-                if constants.HF_HUB_OFFLINE
-                else "the Hub was not reachable or local_files_only was set"
-            )
-            raise ValueError(
-                f"{name}@{kwargs.get('revision') or 'main'}: not in the local cache and {reason}; "
-                f"download it once online, or pass a local folder"
-            ) from None
+        except LocalEntryNotFoundError:  # config.json, which the mixin fetches first
+            raise not_cached_error(name, kwargs.get("revision")) from None
 
     @classmethod
     def _from_pretrained(
@@ -230,16 +247,14 @@ class CifarClassifier(
     ) -> CifarClassifier:
         folder = Path(model_id)
         if not folder.is_dir():
-            folder = Path(
-                snapshot_download(
-                    repo_id=model_id,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    force_download=force_download,
-                    local_files_only=local_files_only,
-                    token=token,
-                    allow_patterns=[CONFIG_FILE, MODEL_FILE, "README.md", *ARTIFACT_PATTERNS],
-                )
+            folder = download_snapshot(
+                model_id,
+                MODEL_PATTERNS,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
             )
         return cls.load_folder(folder)
 
@@ -256,15 +271,15 @@ class CifarClassifier(
         except json.JSONDecodeError as error:
             raise ValueError(f"{config_path}: invalid JSON ({error})") from None
         expected = config.get("model_sha256")
-        if expected and _sha256(model_path) != expected:
+        if expected and sha256(model_path) != expected:
             raise ValueError(
                 f"{model_path}: checksum mismatch with config.json (incomplete or altered download)"
             )
         model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
         classifier = cls(model, config=config)
         classifier.source_dir = folder
-        classifier.metrics = _read_json(folder / METRICS_FILE)
-        classifier.history = _read_json(folder / HISTORY_FILE)
+        classifier.metrics = read_json(folder / METRICS_FILE)
+        classifier.history = read_json(folder / HISTORY_FILE)
         return classifier
 
     def __repr__(self) -> str:
@@ -274,28 +289,26 @@ class CifarClassifier(
         )
 
 
+def resolve_registry_name(name: str) -> str:
+    """Where a registered model's trained weights are: the folder this repository ships, else
+    the Hub repo its spec records."""
+    spec = get_spec(name)
+    if spec.shipped_folder.is_dir():
+        return str(spec.shipped_folder)
+    if spec.hub_repo:
+        return spec.hub_repo
+    raise ValueError(
+        f"{name}: no trained weights shipped with this installation and none published on the "
+        f"Hub; train one with `cifar-train --model {name}`, or pass a folder or repo id"
+    )
+
+
 def library_versions() -> dict[str, str]:
-    import huggingface_hub
-
-    import cifar_cnn
-
     return {
-        "cifar_cnn": cifar_cnn.__version__,
+        "cifar_cnn": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
         "huggingface_hub": huggingface_hub.__version__,
         "python": platform.python_version(),
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,21 +1,16 @@
-"""Ensembles: several classifiers voting, softly (averaged probabilities) or by majority.
+"""`CifarEnsemble`: several classifiers voting, softly (averaged probabilities) or by majority.
 
->>> from cifar_cnn.ensemble import CifarEnsemble
+>>> from cifar_cnn import CifarEnsemble
 >>> ensemble = CifarEnsemble.from_pretrained("models/ensemble")   # members load by reference
 >>> ensemble.predict(images)                 # (N, 10) weighted mean of member probabilities
 >>> ensemble.hard_vote(images)               # (N,) majority labels
 >>> ensemble.agreement(images)               # how often the members agree
+>>> ensemble.save_pretrained("/tmp/my-ensemble")   # loads back from anywhere
 
-Voting rules:
-- soft: the weighted mean of the members' probabilities (weights default to equal; the shipped
-  ensemble weights members by validation accuracy); the prediction is its argmax.
-- hard: each member votes for its top class with its weight; the class with the most weight
-  wins. A tie is broken by the soft score, i.e. the tied class with the highest weighted mean
-  probability wins (and, if even that ties, the lowest class index).
-
-An ensemble folder holds `config.json` (`{"type": "ensemble", "members": [...], "voting": ...}`)
-with each member given as a path relative to the folder or a Hub repo id with an optional
-`@revision`, plus its own model card and metrics. It holds no weights of its own.
+The voting rules are `cifar_cnn.voting`'s. An ensemble folder holds `config.json`
+(`{"type": "ensemble", "members": [...], "voting": ...}`) with each member given as a folder
+relative to the ensemble folder or a Hub repo id pinned with `@revision`, plus its own model card
+and metrics. It holds no weights of its own, except members saved inside it (`members/NAME/`).
 """
 
 from __future__ import annotations
@@ -27,48 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from cifar_cnn.classifier import CONFIG_FILE, CifarClassifier
-from cifar_cnn.files import atomic_write_text
-from cifar_cnn.preprocessing import ImageLike, to_model_input
+from cifar_cnn.atomic import atomic_write_text
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.images import ImageLike, to_model_input
+from cifar_cnn.hub.download import download_snapshot
+from cifar_cnn.hub.layout import (
+    CARD_FILE,
+    CONFIG_FILE,
+    ENSEMBLE_PATTERNS,
+    METRICS_FILE,
+    is_ensemble,
+    read_config,
+    read_json,
+)
+from cifar_cnn.hub.reference import is_hub_reference
+from cifar_cnn.report.model_card import render_ensemble_card
+from cifar_cnn.voting import TIE_BREAK, agreement, checked_weights, hard_vote, soft_vote
 
-VOTE_KEY = "ensemble"  # the soft vote's key wherever per-model reports sit beside the members'
-VOTE_LABEL = "soft vote"  # and how tables and plots name it
-
-
-def report_label(name: str) -> str:
-    """How a per-model report is labelled in tables and plots: the ensemble's is its soft vote."""
-    return VOTE_LABEL if name == VOTE_KEY else name
-
-
-def soft_vote(member_probabilities: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """(M, N, C) member probabilities to (N, C): their weighted mean."""
-    weights = _weights(weights, len(member_probabilities))
-    return np.tensordot(weights, member_probabilities, axes=1) / weights.sum()
-
-
-def hard_vote(member_probabilities: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """(M, N, C) to (N,) labels: weighted majority of top-1 votes, ties broken by the soft score."""
-    members, n, num_classes = member_probabilities.shape
-    weights = _weights(weights, members)
-    votes = np.zeros((n, num_classes))
-    for weight, probabilities in zip(weights, member_probabilities, strict=True):
-        votes[np.arange(n), probabilities.argmax(axis=1)] += weight
-    soft = soft_vote(member_probabilities, weights)
-    tied = np.isclose(votes, votes.max(axis=1, keepdims=True))
-    return np.where(tied, soft, -np.inf).argmax(axis=1)
-
-
-def agreement(member_probabilities: np.ndarray) -> dict[str, Any]:
-    """How often all members agree, and each pair's disagreement rate."""
-    labels = member_probabilities.argmax(axis=2)  # (M, N)
-    members = len(labels)
-    pairwise = [
-        [float(np.mean(labels[i] != labels[j])) for j in range(members)] for i in range(members)
-    ]
-    return {
-        "all_agree": float(np.mean((labels == labels[0]).all(axis=0))),
-        "pairwise_disagreement": pairwise,
-    }
+#: Where `save_pretrained` puts members that are not already reachable from the new folder.
+MEMBERS_DIR = "members"
 
 
 def _distinct(names: list[str]) -> list[str]:
@@ -81,15 +53,9 @@ def _distinct(names: list[str]) -> list[str]:
     return distinct
 
 
-def _weights(weights, members: int) -> np.ndarray:
-    weights = np.ones(members) if weights is None else np.asarray(weights, dtype=np.float64)
-    if weights.shape != (members,) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"need {members} non-negative weights with a positive sum, got {weights}")
-    return weights
-
-
 class CifarEnsemble:
-    """Classifiers that vote. `names` label the members (default: their architectures)."""
+    """Classifiers that vote. `names` label the members (default: their architectures);
+    `sources` say where each was loaded from (a folder or "owner/name@revision")."""
 
     def __init__(
         self,
@@ -107,7 +73,7 @@ class CifarEnsemble:
         if len(class_names) != 1:
             raise ValueError("ensemble members must share the same class names")
         self.members = members
-        self.weights = _weights(weights, len(members))
+        self.weights = checked_weights(weights, len(members))
         self.names = names or _distinct([m.config["architecture"] for m in members])
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"member names must be distinct, got {self.names}")
@@ -115,6 +81,7 @@ class CifarEnsemble:
         self.sources = sources
         self.class_names = members[0].class_names
         self.metrics: dict[str, Any] | None = None
+        self.config: dict[str, Any] = {}  # the loaded config.json's other keys (OOD detector...)
 
     def member_probabilities(self, images: ImageLike | list[ImageLike], **kwargs) -> np.ndarray:
         """(M, N, C): each member's (calibrated) probabilities for a batch."""
@@ -135,20 +102,25 @@ class CifarEnsemble:
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save_pretrained(self, folder: str | os.PathLike, sources: list[str] | None = None) -> None:
-        """Write the ensemble's config (members by reference), metrics and card to `folder`."""
-        from cifar_cnn.model_card import render_ensemble_card
-
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Write the ensemble's config, metrics and card to `folder`, so that it loads back from
+        there: a member already reachable from `folder` (by its relative path, as in this
+        repository's models/ensemble) or pinned on the Hub stays a reference; any other member
+        is saved inside, under `members/NAME/`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        sources = sources or self.sources
-        if sources is None or len(sources) != len(self.members):
-            raise ValueError("give one source (relative path or repo id) per member")
+        sources = [
+            self._source_from(folder, name, member, source)
+            for name, member, source in zip(
+                self.names, self.members, self.sources or [None] * len(self.members), strict=True
+            )
+        ]
         config = {
+            **self.config,
             "type": "ensemble",
             "class_names": list(self.class_names),
             "voting": self.voting,
-            "tie_break": "highest weighted mean probability among the tied classes",
+            "tie_break": TIE_BREAK,
             "members": [
                 {"name": name, "source": source, "weight": float(weight)}
                 for name, source, weight in zip(self.names, sources, self.weights, strict=True)
@@ -156,37 +128,50 @@ class CifarEnsemble:
         }
         atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2))
         if self.metrics is not None:
-            atomic_write_text(folder / "metrics.json", json.dumps(self.metrics, indent=2))
-        atomic_write_text(folder / "README.md", str(render_ensemble_card(config, self.metrics)))
+            atomic_write_text(folder / METRICS_FILE, json.dumps(self.metrics, indent=2))
+        atomic_write_text(folder / CARD_FILE, str(render_ensemble_card(config, self.metrics)))
+        self.sources = sources
+
+    @staticmethod
+    def _source_from(folder: Path, name: str, member: CifarClassifier, source: str | None) -> str:
+        """How `folder` refers to `member`: its current source if that still reaches it from
+        there, else a copy saved under members/NAME/."""
+        if source is not None and "/" in source and is_hub_reference(source):
+            return source  # "owner/name@revision" loads the same from anywhere
+        loaded_from = member.source_dir.resolve() if member.source_dir else None
+        if source is not None and (folder / source).resolve() == loaded_from:
+            return source
+        relative = Path(MEMBERS_DIR) / name
+        if (folder / relative).resolve() != loaded_from:
+            member.save_pretrained(folder / relative)
+        return relative.as_posix()
 
     @classmethod
     def from_pretrained(cls, folder_or_repo: str | os.PathLike, **hub_kwargs) -> CifarEnsemble:
-        """Load an ensemble folder (or Hub repo) and each member it references."""
+        """Load an ensemble folder (or Hub repo, "owner/name@revision") and each member it
+        references; `hub_kwargs` (`cache_dir`, `token`, ...) apply to every download."""
         folder = Path(folder_or_repo)
         if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            name, _, revision = str(folder_or_repo).partition("@")
-            patterns = ["*.json", "*.md"]  # an ensemble repo holds no weights
-            folder = Path(
-                snapshot_download(
-                    name, revision=revision or None, allow_patterns=patterns, **hub_kwargs
-                )
+            folder = download_snapshot(str(folder_or_repo), ENSEMBLE_PATTERNS, **hub_kwargs)
+        config = read_config(folder)
+        if not is_ensemble(config):
+            raise ValueError(
+                f"{folder / CONFIG_FILE}: not an ensemble config (type is not 'ensemble')"
             )
-        config_path = folder / CONFIG_FILE
-        if not config_path.is_file():
-            raise ValueError(f"{folder}: not an ensemble folder (no {CONFIG_FILE})")
-        config = json.loads(config_path.read_text())
-        if config.get("type") != "ensemble":
-            raise ValueError(f"{config_path}: not an ensemble config (type is not 'ensemble')")
         members, sources = [], []
         for member in config["members"]:
             source = member["source"]
-            local = (folder / source).resolve()
+            local = folder / source
             if local.is_dir():
-                members.append(CifarClassifier.from_pretrained(local))
-            else:  # a Hub repo id, pinned with @revision: same cache, token and offline mode
+                members.append(CifarClassifier.from_pretrained(local.resolve()))
+            elif is_hub_reference(source):
+                # A Hub repo id, pinned with @revision: same cache, token and offline mode.
                 members.append(CifarClassifier.from_pretrained(source, **hub_kwargs))
+            else:
+                raise ValueError(
+                    f"ensemble member {member['name']}: no folder {source} next to the ensemble "
+                    f"config (members are folders relative to it, or owner/name@revision)"
+                )
             sources.append(source)
         ensemble = cls(
             members,
@@ -195,7 +180,10 @@ class CifarEnsemble:
             voting=config.get("voting", "soft"),
             sources=sources,
         )
-        metrics_path = folder / "metrics.json"
-        if metrics_path.is_file():
-            ensemble.metrics = json.loads(metrics_path.read_text())
+        ensemble.config = {
+            k: v
+            for k, v in config.items()
+            if k not in ("type", "class_names", "voting", "tie_break", "members")
+        }
+        ensemble.metrics = read_json(folder / METRICS_FILE)
         return ensemble

@@ -11,7 +11,7 @@ the predicted `classes` (names) and `class_names`:
 - ``serving_default``: ``images``, uint8 ``[N, 32, 32, 3]`` RGB;
 - ``serve_bytes``: ``image_bytes``, a string ``[N]`` of encoded JPEG/PNG/GIF/BMP files, decoded,
   composited over white where transparent, centre-cropped to a square and resized to 32x32 inside
-  the graph as `cifar_cnn.preprocessing` does (area averaging down, bicubic up). EXIF
+  the graph as `cifar_cnn.data.images` does (area averaging down, bicubic up). EXIF
   orientation is not applied in the graph: rotate such photos before sending them.
 """
 
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_cnn.files import temporary_sibling
+from cifar_cnn.atomic import temporary_sibling
 
 IMAGE_SIZE = 32
 QUANTIZATIONS = ("float32", "float16", "int8")

@@ -20,9 +20,9 @@ import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import load_cifar10
-from cifar_cnn.evaluation import mcnemar_p
-from training.robustness import validation_images
+from cifar_cnn.data.cifar10 import load_cifar10
+from cifar_cnn.report.metrics import mcnemar_p
+from training.evaluate import validation_images
 
 
 def main() -> None:

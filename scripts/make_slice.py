@@ -11,7 +11,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from cifar_cnn.data import CLASS_NAMES, REPO_ROOT, SLICE_PATH, balanced_subset, load_cifar10
+from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT, SLICE_PATH, balanced_subset, load_cifar10
 
 TRAIN_PER_CLASS = 100
 TEST_PER_CLASS = 50

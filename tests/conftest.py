@@ -1,6 +1,9 @@
 """Shared fixtures: the shipped data slice, a tiny trained model, the shared files if present."""
 
+import contextlib
 import os
+import threading
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -9,7 +12,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 import cifar_cnn  # noqa: E402, F401  (environment defaults before TensorFlow loads)
-from cifar_cnn.data import REPO_ROOT, load_slice  # noqa: E402
+from cifar_cnn.data.cifar10 import REPO_ROOT, load_slice  # noqa: E402
 
 SHARED = REPO_ROOT.parent / "shared"
 SHARED_ARCHIVE = SHARED / "data" / "cifar-10-python.tar.gz"
@@ -51,8 +54,8 @@ def mobilenet_weights() -> Path:
 @pytest.fixture(scope="session")
 def trained_seed_cnn(slice_data, tmp_path_factory):
     """seed_cnn trained for one epoch on the slice and saved by the training pipeline."""
-    from training.publish import save_trained_model
-    from training.recipes import get_recipe
+    from cifar_cnn.models import get_recipe
+    from training.model_folder import save_trained_model
     from training.train import train
 
     root = tmp_path_factory.mktemp("seed_cnn")
@@ -64,17 +67,44 @@ def trained_seed_cnn(slice_data, tmp_path_factory):
     return root / "model"
 
 
+@contextlib.contextmanager
+def running_app(served):
+    """The production server (app.build_app: the demo, /healthz and /metrics) under uvicorn on
+    a free local port, as `python app.py` runs it; yields its base URL."""
+    import uvicorn
+
+    import app
+
+    (port,) = free_ports()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app.build_app(served),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        # Gradio's event streams stay open; the 1 s graceful timeout ends uvicorn's wait for
+        # them (30 s otherwise) and the lifespan still shuts down cleanly.
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the app server did not stop"
+
+
 @pytest.fixture(scope="session")
 def app_url(trained_seed_cnn):
-    """app.py's demo launched in-process on 127.0.0.1, serving the flagship and a tiny seed_cnn."""
-    import app
-    from cifar_cnn import service
+    """The app serving the flagship and a tiny seed_cnn, through the production builder."""
+    from webapp.serving import load_models
 
-    served = service.load_models([str(REPO_ROOT / "models" / "resnet_fast"), str(trained_seed_cnn)])
-    demo = app.build_demo(served)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, show_error=True,
-                max_file_size=app.MAX_FILE_SIZE)  # fmt: skip
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    served = load_models([str(REPO_ROOT / "models" / "resnet_fast"), str(trained_seed_cnn)])
+    with running_app(served) as url:
+        yield url + "/"

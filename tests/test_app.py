@@ -8,8 +8,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from cifar_cnn import service
-from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT
+from webapp import events, serving
 
 SHIP = str(REPO_ROOT / "examples" / "test0001_ship.png")
 PULLOVER = str(REPO_ROOT / "examples" / "outliers" / "fashion_mnist_test0001_pullover.png")
@@ -23,7 +23,7 @@ def client(app_url):
 @pytest.fixture(scope="module")
 def served_models():
     """The flagship loaded directly through the library, to compare the API's answers with."""
-    return service.load_models([str(REPO_ROOT / "models" / "resnet_fast")])
+    return serving.load_models([str(REPO_ROOT / "models" / "resnet_fast")])
 
 
 def test_classify_labels_the_ship_example(client):
@@ -202,7 +202,7 @@ def test_every_upload_is_classified_or_refused_clearly_and_the_server_keeps_serv
         labels, view, _ = client.predict(handle_file(str(path)), "resnet_fast", 3,
                                          api_name="/classify")  # fmt: skip
         # The API decodes exactly as the library does on the same file.
-        expected = service.classify(served_models.get("resnet_fast"), str(path), 3)
+        expected = events.classify(served_models.get("resnet_fast"), str(path), 3)
         assert labels["label"] == max(expected.top, key=expected.top.get)
         if name in ("exif_rotated.jpg", "cmyk.jpg", "animated.gif", "transparent.png"):
             assert labels["label"] == "ship"  # turned upright, colours kept, first frame
@@ -265,7 +265,7 @@ def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
     from conftest import free_ports
 
     (port,) = free_ports()
-    env = {k: v for k, v in os.environ.items() if k != service.MODELS_ENV}
+    env = {k: v for k, v in os.environ.items() if k != serving.MODELS_ENV}
     app = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

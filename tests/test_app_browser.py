@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
 

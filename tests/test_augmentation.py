@@ -1,10 +1,10 @@
-"""cifar_cnn.augmentation: the named policies."""
+"""cifar_cnn.data.augmentation: the named policies."""
 
 import keras
 import numpy as np
 import pytest
 
-from cifar_cnn.augmentation import build_augmentation
+from cifar_cnn.data.augmentation import build_augmentation
 
 
 def shifted_views(image, pad=2):

@@ -1,9 +1,9 @@
-"""cifar_cnn.calibration: ECE, reliability bins and temperature scaling."""
+"""cifar_cnn.trust.calibration: ECE, reliability bins and temperature scaling."""
 
 import numpy as np
 import pytest
 
-from cifar_cnn.calibration import (
+from cifar_cnn.trust.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,

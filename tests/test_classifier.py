@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
-from training.recipes import get_recipe
+from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.models import get_recipe
 from training.train import train
 
 
@@ -111,3 +112,23 @@ def test_models_with_arbitrary_code_do_not_load(tmp_path, slice_data):
     unsafe.save_pretrained(tmp_path / "unsafe")
     with pytest.raises(ValueError, match="unsafe|Lambda|safe_mode"):
         CifarClassifier.from_pretrained(tmp_path / "unsafe")
+
+
+def test_a_registry_name_loads_the_shipped_model():
+    by_name = CifarClassifier.from_pretrained("resnet_fast")
+    assert by_name.source_dir == REPO_ROOT / "models" / "resnet_fast"
+    assert by_name.config["architecture"] == "resnet_fast"
+
+
+def test_a_missing_folder_is_named_in_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no such model folder, and not a Hub repo id"):
+        CifarClassifier.from_pretrained(tmp_path / "nowhere" / "model")
+
+
+def test_top_classes_are_the_k_most_likely_in_order(trained_seed_cnn):
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    probabilities = np.linspace(0.0, 1.0, 10)
+    assert list(classifier.top_classes(probabilities, 3)) == ["truck", "ship", "horse"]
+    for bad in (0, 11, 2.5, True):
+        with pytest.raises(ValueError, match="top_k must be"):
+            classifier.top_classes(probabilities, bad)

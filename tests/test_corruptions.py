@@ -1,9 +1,9 @@
-"""cifar_cnn.corruptions: deterministic common corruptions at severities 0 (none) to 5."""
+"""cifar_cnn.trust.corruptions: deterministic common corruptions at severities 0 (none) to 5."""
 
 import numpy as np
 import pytest
 
-from cifar_cnn.corruptions import (
+from cifar_cnn.trust.corruptions import (
     CORRUPTIONS,
     SEVERITIES,
     corrupt,

@@ -13,26 +13,39 @@ import numpy as np
 import pytest
 from conftest import free_ports
 
-from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT
 
 WORKER = """
 import sys
 import numpy as np
 import cifar_cnn
-from cifar_cnn.data import Cifar10, load_slice
+from cifar_cnn.data.cifar10 import Cifar10, load_slice
+from cifar_cnn.models import get_recipe
 from training.distributed import make_strategy, train_distributed
-from training.recipes import get_recipe
+from training.lookahead import Lookahead
 
-run_dir, epochs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# Record every Lookahead synchronisation: each one updates the slow weights.
+synchronisations = []
+synchronise = Lookahead.synchronise
+def recorded(self, decay):
+    synchronise(self, decay)
+    synchronisations.append(decay)
+Lookahead.synchronise = recorded
+
+run_dir, epochs, out, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+lookahead = sys.argv[5] == "lookahead"
 data = load_slice()
 small = Cifar10(data.x_train[:400], data.y_train[:400], data.x_test[:10], data.y_test[:10], "slice")
-recipe = get_recipe("seed_cnn", epochs=epochs, batch_size=16, mixed_precision=sys.argv[4])
+recipe = get_recipe(
+    "seed_cnn", epochs=epochs, batch_size=16, mixed_precision=precision, lookahead=lookahead
+)
 result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=45))
 np.savez(out, *result.model.get_weights())
+np.save(out + ".synchronisations.npy", np.array(synchronisations))
 """
 
 
-def start_workers(run_dir, epochs, tmp_path, tag, precision="off"):
+def start_workers(run_dir, epochs, tmp_path, tag, precision="off", lookahead=False):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
@@ -43,7 +56,8 @@ def start_workers(run_dir, epochs, tmp_path, tag, precision="off"):
         out = tmp_path / f"{tag}-worker{index}.npz"
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out), precision],
+            [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out), precision,
+             "lookahead" if lookahead else "plain"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
     return workers
@@ -61,14 +75,22 @@ def wait(workers, timeout):
     return [w.returncode for w in workers]
 
 
-def test_two_workers_end_with_identical_weights(tmp_path):
+def test_two_workers_with_lookahead_end_with_identical_weights(tmp_path):
     # In bfloat16 with loss scaling, the harder case; the float32 path runs in the test below.
-    workers = start_workers(tmp_path / "run", 2, tmp_path, "a", "bf16")
+    # With the flagship's Lookahead, which the distributed loop applies as `fit` does.
+    workers = start_workers(tmp_path / "run", 2, tmp_path, "a", "bf16", lookahead=True)
     assert wait(workers, 300) == [0, 0], (tmp_path / "a-worker0.log").read_text()[-3000:]
     chief, other = (np.load(tmp_path / f"a-worker{i}.npz") for i in range(2))
     assert len(chief.files) == len(other.files) > 0
     for name in chief.files:
         np.testing.assert_array_equal(chief[name], other[name])
+    # 360 training images in global batches of 32: 12 steps an epoch, 24 in all. The slow
+    # weights are updated every 5 steps and at each epoch's end (steps 5, 10, 12, 15, 20, 24),
+    # with a decay growing to airbench's 0.95**5 on the last step, on every worker alike.
+    for worker in range(2):
+        decays = np.load(tmp_path / f"a-worker{worker}.npz.synchronisations.npy")
+        assert len(decays) == 6 and decays[-1] == pytest.approx(0.95**5)
+        assert np.all(np.diff(decays) > 0)
     log = (tmp_path / "a-worker0.log").read_text()
     epochs = [json.loads(line) for line in log.splitlines() if line.startswith('{"epoch"')]
     assert [e["epoch"] for e in epochs] == [1, 2] and epochs[0]["replicas"] == 2
@@ -102,7 +124,7 @@ def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
 
 
 def test_distributed_without_tf_config_says_what_is_missing(monkeypatch, tmp_path):
-    from cifar_cnn.data import SLICE_PATH
+    from cifar_cnn.data.cifar10 import SLICE_PATH
     from training.cli import train_main
 
     monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -1,4 +1,4 @@
-"""cifar_cnn.ensemble: soft and hard voting, agreement, and ensemble folders."""
+"""cifar_cnn.ensemble: ensemble folders that save, load and vote, and cifar-ensemble."""
 
 import json
 import shutil
@@ -6,42 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from cifar_cnn.ensemble import CifarEnsemble, agreement, hard_vote, soft_vote
-from cifar_cnn.evaluation import evaluate_ensemble
-
-# Three members, two images, three classes.
-MEMBERS = np.array(
-    [
-        [[0.6, 0.3, 0.1], [0.1, 0.5, 0.4]],
-        [[0.4, 0.5, 0.1], [0.1, 0.3, 0.6]],
-        [[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]],
-    ]
-)
-
-
-def test_soft_vote_is_the_weighted_mean():
-    np.testing.assert_allclose(soft_vote(MEMBERS), MEMBERS.mean(axis=0))
-    weighted = soft_vote(MEMBERS, weights=[2, 1, 1])
-    np.testing.assert_allclose(weighted[0], (2 * MEMBERS[0, 0] + MEMBERS[1, 0] + MEMBERS[2, 0]) / 4)
-
-
-def test_hard_vote_counts_top_classes_and_breaks_ties_by_soft_score():
-    # Image 0: votes 0, 1, 1 -> class 1. Image 1: votes 1, 2, 0 -> a three-way tie; the soft
-    # scores are 0.27, 0.37, 0.37 -> classes 1 and 2 tie again -> the lower index, 1.
-    assert hard_vote(MEMBERS).tolist() == [1, 1]
-    # With member 1 weighted up, image 1's vote goes to its class 2 outright.
-    assert hard_vote(MEMBERS, weights=[1, 2, 1]).tolist() == [1, 2]
-
-
-def test_agreement_and_pairwise_disagreement():
-    result = agreement(MEMBERS)
-    assert result["all_agree"] == 0.0
-    assert result["pairwise_disagreement"][1][2] == 0.5  # agree on image 0 (class 1), not 1
-
-
-def test_bad_weights_are_refused():
-    with pytest.raises(ValueError, match="non-negative weights"):
-        soft_vote(MEMBERS, weights=[1, -1, 1])
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.report.metrics import evaluate_ensemble
 
 
 def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tmp_path):
@@ -50,9 +16,9 @@ def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tm
     from cifar_cnn.classifier import CifarClassifier
 
     members = [CifarClassifier.from_pretrained(tmp_path / n) for n in ("a", "b")]
-    built = CifarEnsemble(members, weights=[0.5, 0.25], names=["a", "b"])
+    built = CifarEnsemble(members, weights=[0.5, 0.25], names=["a", "b"], sources=["../a", "../b"])
     built.metrics = evaluate_ensemble(built, slice_data.x_test, slice_data.y_test)
-    built.save_pretrained(tmp_path / "ensemble", sources=["../a", "../b"])
+    built.save_pretrained(tmp_path / "ensemble")  # the members are reachable: kept as references
 
     config = json.loads((tmp_path / "ensemble" / "config.json").read_text())
     assert config["type"] == "ensemble" and [m["source"] for m in config["members"]] == [

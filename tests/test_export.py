@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import REPO_ROOT, SLICE_PATH
+from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
 from cifar_cnn.export import TFLiteClassifier, export_saved_model, export_tflite
 from training.cli import export_main
 
@@ -55,7 +55,7 @@ def test_saved_model_signatures_answer_like_the_keras_model(flagship, saved_mode
 
 @pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "PNG-gray", "PNG-alpha"])
 def test_serve_bytes_decodes_every_common_format(flagship, saved_model, slice_data, fmt):
-    from cifar_cnn.preprocessing import to_model_input
+    from cifar_cnn.data.images import to_model_input
 
     picture = Image.fromarray(slice_data.x_test[1]).resize((96, 96), Image.Resampling.BICUBIC)
     picture = {"PNG-gray": picture.convert("L"), "PNG-alpha": picture.convert("RGBA")}.get(
@@ -71,8 +71,8 @@ def test_serve_bytes_decodes_every_common_format(flagship, saved_model, slice_da
 
 @pytest.mark.parametrize("size", [(120, 90), (20, 24)])  # shrunk (area) and enlarged (bicubic)
 def test_encoded_photos_are_cropped_and_resized_in_the_graph_like_the_library(slice_data, size):
+    from cifar_cnn.data.images import to_model_input
     from cifar_cnn.export import decode_to_model_input
-    from cifar_cnn.preprocessing import to_model_input
 
     photo = np.asarray(Image.fromarray(slice_data.x_test[1]).resize(size, Image.Resampling.BICUBIC))
     in_graph = decode_to_model_input(tf.constant(png_bytes(photo))).numpy().astype(float)

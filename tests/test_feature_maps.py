@@ -1,15 +1,15 @@
-"""cifar_cnn.feature_maps: a layer's channels for one image, as a grid picture."""
+"""cifar_cnn.explain.feature_maps: a layer's channels for one image, as a grid picture."""
 
 import numpy as np
 import pytest
 
-from cifar_cnn.architectures import build_model
-from cifar_cnn.feature_maps import feature_map_grid, layer_activations
+from cifar_cnn.explain.feature_maps import feature_map_grid, layer_activations
+from cifar_cnn.models import create_model
 
 
 @pytest.fixture(scope="module")
 def seed_cnn():
-    return build_model("seed_cnn")
+    return create_model("seed_cnn")
 
 
 def test_activations_have_the_layer_shape(seed_cnn, slice_data):

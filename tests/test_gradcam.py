@@ -1,22 +1,23 @@
-"""cifar_cnn.gradcam: CAMs for every model type, and evidence that they point at what matters."""
+"""cifar_cnn.explain.gradcam: CAMs for every model type, and evidence they point at what matters."""
 
 import keras
 import numpy as np
 import pytest
 
-from cifar_cnn.architectures import build_model
+from bench.gradcam_faithfulness import occlusion_check
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import REPO_ROOT
-from cifar_cnn.gradcam import GradCam, default_layer, occlusion_check, overlay_heatmap
-from cifar_cnn.probing import spatial_layers
+from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.explain.gradcam import GradCam, default_layer, overlay_heatmap
+from cifar_cnn.explain.probing import spatial_layers
+from cifar_cnn.models import create_model
 
 
 @pytest.fixture(scope="module")
 def models(slice_data):
     return {
-        "seed_cnn": build_model("seed_cnn"),
-        "resnet_fast": build_model("resnet_fast", whitening_images=slice_data.x_train),
-        "mobilenet_transfer": build_model(
+        "seed_cnn": create_model("seed_cnn"),
+        "resnet_fast": create_model("resnet_fast", whitening_images=slice_data.x_train),
+        "mobilenet_transfer": create_model(
             "mobilenet_transfer", backbone_weights=None, input_size=64
         ),
     }
@@ -145,7 +146,7 @@ def test_removing_what_the_flagship_looks_at_hurts_more_than_removing_random_pix
 
 
 def test_grad_cam_for_reuses_one_compiled_explainer_per_model_and_layer(models):
-    from cifar_cnn.gradcam import grad_cam_for
+    from cifar_cnn.explain.gradcam import grad_cam_for
 
     model = models["seed_cnn"]
     assert grad_cam_for(model) is grad_cam_for(model)

@@ -21,14 +21,14 @@ from hub_server import HubTestServer
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT
 
 TOKEN = "hf_token_for_the_local_test_hub"
 CLIENT_PRELUDE = """
 import json, sys
 import numpy as np
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import load_slice
+from cifar_cnn.data.cifar10 import load_slice
 
 P = json.loads(sys.argv[1])
 IMAGES = load_slice().x_test[:20]
@@ -88,7 +88,7 @@ def training_record(seed: int) -> dict:
     """A training record in the form training/publish.py writes. These tests do not train (too
     slow): the models are untrained, and this record stands for the run that the commit message
     and the model card must name."""
-    from training.recipes import get_recipe
+    from cifar_cnn.models import get_recipe
 
     return {
         "recipe": get_recipe("seed_cnn", epochs=1, seed=seed).to_dict(),
@@ -111,8 +111,8 @@ def make_model_folder(folder: Path, seed: int, data) -> Path:
     import keras
 
     from cifar_cnn.classifier import CifarClassifier
-    from cifar_cnn.evaluation import evaluate_classifier
-    from cifar_cnn.plots import plot_reliability
+    from cifar_cnn.report.metrics import evaluate_classifier
+    from cifar_cnn.report.plots import plot_reliability
 
     keras.utils.set_random_seed(seed)
     classifier = CifarClassifier.from_architecture("seed_cnn", filters=(4, 8, 8), dense_units=16)
@@ -129,15 +129,17 @@ def folders(tmp_path_factory, slice_data) -> dict[str, Path]:
     """Two different model folders, "old" and "new", and an ensemble of both by relative path."""
     from cifar_cnn.classifier import CifarClassifier
     from cifar_cnn.ensemble import CifarEnsemble
-    from cifar_cnn.evaluation import evaluate_ensemble
+    from cifar_cnn.report.metrics import evaluate_ensemble
 
     root = tmp_path_factory.mktemp("folders")
     old = make_model_folder(root / "old", seed=1, data=slice_data)
     new = make_model_folder(root / "new", seed=2, data=slice_data)
     members = [CifarClassifier.load_folder(old), CifarClassifier.load_folder(new)]
-    ensemble = CifarEnsemble(members, weights=[0.6, 0.4], names=["seed_a", "seed_b"])
+    ensemble = CifarEnsemble(
+        members, weights=[0.6, 0.4], names=["seed_a", "seed_b"], sources=["../old", "../new"]
+    )
     ensemble.metrics = evaluate_ensemble(ensemble, slice_data.x_test, slice_data.y_test)
-    ensemble.save_pretrained(root / "ensemble", sources=["../old", "../new"])
+    ensemble.save_pretrained(root / "ensemble")
     return {"old": old, "new": new, "ensemble": root / "ensemble"}
 
 
@@ -442,7 +444,7 @@ def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):
 
 def test_the_app_serves_hub_repos_pinned_to_a_revision(hub, seed_repo, tmp_path):
     code = """
-        from cifar_cnn.service import load_models
+        from webapp.serving import load_models
 
         served = load_models(["tester/cifar10-seed@v1", "tester/no-such-model"])
         report(names=served.names, failures=sorted(served.failures))

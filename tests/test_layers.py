@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from cifar_cnn.layers import ReverseChannels, ScaledBias
+from cifar_cnn.models.layers import ReverseChannels, ScaledBias
 
 
 def test_reverse_channels_turns_rgb_into_bgr():

@@ -1,16 +1,14 @@
-"""cifar_cnn.monitoring, and the app's /healthz and /metrics served beside the demo."""
+"""webapp.monitoring, and the app's /healthz and /metrics served beside the demo."""
 
 import re
-import threading
-import time
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from cifar_cnn import service
-from cifar_cnn.data import REPO_ROOT
-from cifar_cnn.monitoring import Monitor
+from cifar_cnn.data.cifar10 import REPO_ROOT
+from webapp import serving
+from webapp.monitoring import Monitor
 
 SHIP = str(REPO_ROOT / "examples" / "test0001_ship.png")
 
@@ -25,7 +23,7 @@ def sample(metrics: str, name: str, **labels) -> float:
 
 @pytest.fixture(scope="module")
 def served(trained_seed_cnn):
-    return service.load_models([str(trained_seed_cnn), "/srv/private/missing_model"])
+    return serving.load_models([str(trained_seed_cnn), "/srv/private/missing_model"])
 
 
 def test_observed_counts_times_and_sorts_failures_by_kind(served):
@@ -57,45 +55,20 @@ def test_observed_counts_times_and_sorts_failures_by_kind(served):
 def test_health_is_degraded_when_a_model_failed_and_down_when_none_serves(served):
     health = Monitor(served).health()
     assert health["status"] == "degraded"
-    assert health["failures"] == {"missing_model": "HFValidationError"}  # no server paths
+    assert health["failures"] == {"missing_model": "ValueError"}  # no server paths
     assert health["models"]["model"]["architecture"] == "seed_cnn"
     assert len(health["models"]["model"]["model_sha256"]) == 64
-    assert Monitor(service.ServedModels()).health()["status"] == "down"
-    healthy = service.ServedModels(classifiers=served.classifiers)
+    assert Monitor(serving.ServedModels()).health()["status"] == "down"
+    healthy = serving.ServedModels(classifiers=served.classifiers)
     assert Monitor(healthy).health()["status"] == "ok"
 
 
 @pytest.fixture(scope="module")
 def app_server(served):
-    """app.build_app (demo + /healthz + /metrics) under uvicorn on a free local port."""
-    import uvicorn
-    from conftest import free_ports
+    from conftest import running_app
 
-    import app
-
-    (port,) = free_ports()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app.build_app(served),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.2)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        # Gradio's event streams stay open; the 1 s graceful timeout ends uvicorn's wait for
-        # them (30 s otherwise) and the lifespan still shuts down cleanly.
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the app server did not stop"
+    with running_app(served) as url:
+        yield url
 
 
 def test_the_app_reports_health_and_counts_requests_and_errors(app_server, tmp_path):

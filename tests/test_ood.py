@@ -1,15 +1,14 @@
-"""cifar_cnn.ood: out-of-distribution scores, their metrics, and Fashion-MNIST as outliers."""
+"""cifar_cnn.trust.ood: out-of-distribution scores, their metrics, and Fashion-MNIST as outliers."""
 
 import numpy as np
 import pytest
 
-from cifar_cnn.ood import (
-    FASHION_MNIST_DIR,
+from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from cifar_cnn.trust.ood import (
+    OutlierCheck,
     auroc,
     energy_score,
     fpr_at_tpr,
-    is_outlier,
-    load_fashion_mnist,
     logits_for,
     ood_scores,
     threshold_at_tpr,
@@ -50,10 +49,13 @@ def test_logits_reproduce_the_models_probabilities(trained_seed_cnn, slice_data)
     assert set(scores) == {"msp", "energy"} and all(len(v) == 20 for v in scores.values())
 
 
-def test_a_detector_flags_scores_below_its_threshold():
-    detector = {"score": "msp", "threshold": 0.4}
-    assert is_outlier(0.3, detector) and not is_outlier(0.4, detector)
-    assert not is_outlier(0.01, None)
+def test_a_check_flags_scores_below_its_threshold_and_says_why():
+    assert OutlierCheck("msp", 0.3, 0.4, fitted=True).flagged
+    assert not OutlierCheck("msp", 0.4, 0.4, fitted=True).flagged
+    assert OutlierCheck("energy", 2.5, 2.7, fitted=True).notice.startswith(
+        "This may not be one of the 10 classes: its energy score 2.5 is below 2.7"
+    )
+    assert OutlierCheck("msp", 0.9, 0.4, fitted=True).notice == ""
 
 
 @pytest.mark.skipif(

@@ -1,4 +1,5 @@
-"""The models shipped in models/: each loads with from_pretrained and performs as its card says."""
+"""The models shipped in models/: each loads with from_pretrained, performs as its card says, and
+survives a save anywhere and a reload bit for bit."""
 
 import json
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT
 from cifar_cnn.ensemble import CifarEnsemble
 
 MODELS = REPO_ROOT / "models"
@@ -30,7 +31,6 @@ def test_shipped_model_matches_its_card_on_the_test_slice(name, slice_data):
     assert (folder / "model.keras").stat().st_size < 20 * 2**20
 
 
-@pytest.mark.skipif(not (MODELS / "ensemble").is_dir(), reason="no ensemble shipped yet")
 def test_shipped_ensemble_matches_its_card(slice_data):
     ensemble = CifarEnsemble.from_pretrained(MODELS / "ensemble")
     card_accuracy = json.loads((MODELS / "ensemble" / "metrics.json").read_text())["soft"][
@@ -40,3 +40,35 @@ def test_shipped_ensemble_matches_its_card(slice_data):
         np.mean(ensemble.predict(slice_data.x_test).argmax(axis=1) == slice_data.y_test)
     )
     assert accuracy >= card_accuracy - MARGIN
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_saved_elsewhere_reloads_bit_for_bit(name, slice_data, tmp_path):
+    images = slice_data.x_test[:100]
+    shipped = CifarClassifier.from_pretrained(MODELS / name)
+    shipped.save_pretrained(tmp_path / name)
+    copy = CifarClassifier.from_pretrained(tmp_path / name)
+    np.testing.assert_array_equal(copy.predict(images), shipped.predict(images))
+    assert copy.config == shipped.config
+    assert json.loads((tmp_path / name / "metrics.json").read_text()) == shipped.metrics
+
+
+def test_the_shipped_ensemble_saved_elsewhere_reloads_bit_for_bit(slice_data, tmp_path):
+    images = slice_data.x_test[:100]
+    shipped = CifarEnsemble.from_pretrained(MODELS / "ensemble")
+    shipped.save_pretrained(tmp_path / "ensemble")  # outside the repository: members go inside
+    copy = CifarEnsemble.from_pretrained(tmp_path / "ensemble")
+    assert copy.sources == [f"members/{name}" for name in shipped.names]
+    np.testing.assert_array_equal(copy.predict(images), shipped.predict(images))
+    np.testing.assert_array_equal(copy.hard_vote(images), shipped.hard_vote(images))
+    assert copy.metrics == shipped.metrics
+    # Saved again where it stands, it keeps referring to its members: nothing is copied twice.
+    copy.save_pretrained(tmp_path / "ensemble")
+    assert CifarEnsemble.from_pretrained(tmp_path / "ensemble").sources == copy.sources
+
+
+def test_an_ensemble_member_that_cannot_be_found_is_a_clear_error(tmp_path):
+    shipped = json.loads((MODELS / "ensemble" / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(shipped))  # members as ../resnet_fast
+    with pytest.raises(ValueError, match="ensemble member resnet_fast: no folder ../resnet_fast"):
+        CifarEnsemble.from_pretrained(tmp_path)

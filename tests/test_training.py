@@ -12,10 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from cifar_cnn.data import Cifar10
-from cifar_cnn.schedules import OneCycle
-from training.cli import build_train_parser, recipe_from_args
-from training.recipes import RECIPES, get_recipe
+from cifar_cnn.data.cifar10 import SLICE_PATH, Cifar10
+from cifar_cnn.models import get_recipe, get_spec, list_models
+from training.cli import build_train_parser, recipe_from_args, train_main
+from training.schedules import OneCycle
 from training.train import cross_validate, train
 
 
@@ -24,16 +24,21 @@ def first_images(data: Cifar10, n: int) -> Cifar10:
     return Cifar10(data.x_train[:n], data.y_train[:n], data.x_test, data.y_test, "slice")
 
 
-def test_every_architecture_has_a_recipe_and_flags_override_it():
-    assert set(RECIPES) == {"seed_cnn", "resnet_fast", "mobilenet_transfer"}
+def test_every_model_has_a_recipe_and_flags_override_it():
+    assert all(get_spec(name).recipe.model == name for name in list_models())
     args = build_train_parser().parse_args(
-        ["--model", "resnet_fast", "--epochs", "3", "--learning-rate", "0.5", "--flip-tta", "no"]
-    )
+        ["--model", "resnet_fast", "--epochs", "3", "--learning-rate", "0.5", "--lookahead", "no",
+         "--model-option", "bn_epsilon=1e-3", "--model-option", "widths=[32, 64, 64]"]
+    )  # fmt: skip
     recipe = recipe_from_args(args)
-    assert (recipe.epochs, recipe.learning_rate, recipe.flip_tta) == (3, 0.5, False)
-    assert recipe.batch_size == RECIPES["resnet_fast"].batch_size
+    assert (recipe.epochs, recipe.learning_rate, recipe.lookahead) == (3, 0.5, False)
+    assert recipe.batch_size == get_recipe("resnet_fast").batch_size
+    # Options given replace the recipe's own; the others stay.
+    assert recipe.model_options == {"bias_lr_scale": 64, "bn_epsilon": 1e-3, "widths": [32, 64, 64]}
     with pytest.raises(ValueError, match="unknown recipe fields: epoch"):
         get_recipe("seed_cnn", epoch=3)
+    with pytest.raises(SystemExit):
+        build_train_parser().parse_args(["--model", "seed_cnn", "--model-option", "no-equals"])
 
 
 def test_one_cycle_warms_up_then_decays_linearly():
@@ -133,7 +138,7 @@ def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_we
         np.testing.assert_array_equal(trained, pretrained)  # frozen during the head phase
 
     both = train(
-        get_recipe(**{**recipe.to_dict(), "epochs": 2}), small, tmp_path / "both", verbose=0
+        recipe.replace(epochs=2), small, tmp_path / "both", verbose=0
     )
     both.model.load_weights(tmp_path / "both" / both.state.checkpoint / "model.weights.h5")
     fine_tuned = both.model.get_layer("backbone").get_weights()  # as after the last epoch
@@ -148,12 +153,20 @@ def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
     report = cross_validate(get_recipe("seed_cnn", epochs=1, batch_size=100), small, tmp_path, 3)
     assert report["folds"] == 3 and len(report["val_accuracy"]) == 3
     assert report["mean"] == pytest.approx(np.mean(report["val_accuracy"]))
-    assert report["std"] >= 0
+    assert report["std"] == pytest.approx(np.std(report["val_accuracy"], ddof=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1", "fold-2", "fold-3"]
 
 
-def test_onednn_is_on_by_default_in_entry_points():
-    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+def test_onednn_is_on_by_default_once_cifar_cnn_is_imported():
+    # A fresh interpreter without the variable: importing the library turns oneDNN on (the
+    # command lines, app and benches all import it before TensorFlow).
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    code = "import os, cifar_cnn; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "1", run.stderr
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"  # a user's own choice stands
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "0", run.stderr
 
 
 def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slice_data, tmp_path):
@@ -176,3 +189,22 @@ def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slic
 def test_unknown_mixed_precision_is_refused(slice_data, tmp_path):
     with pytest.raises(ValueError, match="unknown mixed precision 'int8'"):
         train(get_recipe("seed_cnn", epochs=1, mixed_precision="int8"), slice_data, tmp_path)
+
+
+def test_cifar_train_writes_under_runs_and_never_replaces_a_model_unasked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    existing = tmp_path / "runs" / "seed_cnn" / "model"  # the default output
+    existing.mkdir(parents=True)
+    (existing / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="runs/seed_cnn/model exists; pass --overwrite"):
+        train_main(["--model", "seed_cnn", "--data", str(SLICE_PATH)])
+    (tmp_path / "shipped").mkdir()
+    with pytest.raises(SystemExit, match="shipped exists; pass --overwrite"):
+        train_main(["--model", "seed_cnn", "--output", "shipped"])
+    assert (existing / "config.json").read_text() == "{}"
+
+
+def test_missing_data_is_one_line_naming_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"no such file.*Pass --data PATH .*cifar10_slice\.npz"):
+        train_main(["--model", "seed_cnn", "--data", "missing.tar.gz"])

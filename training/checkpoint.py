@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from cifar_cnn.files import atomic_write_text, temporary_sibling
+from cifar_cnn.atomic import atomic_write_text, temporary_sibling
 
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"

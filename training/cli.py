@@ -1,13 +1,17 @@
-"""Command lines: `cifar-train` (train, evaluate, save a Hub-layout folder) and `cifar-evaluate`.
+"""Command lines: `cifar-train`, `cifar-evaluate`, `cifar-ensemble` and `cifar-export`
+(`cifar-push` is in training/push.py).
 
-    cifar-train --model resnet_fast --output models/resnet_fast
-    cifar-train --model seed_cnn --data data/cifar10_slice.npz --epochs 1 --output /tmp/seed
+    cifar-train --model seed_cnn --epochs 1 --data data/cifar10_slice.npz   # runs/seed_cnn/model
+    cifar-train --model resnet_fast --data ../shared/data/cifar-10-python.tar.gz
     cifar-train --model seed_cnn --folds 5 --epochs 10
-    cifar-evaluate models/resnet_fast
+    cifar-evaluate models/resnet_fast --data data/cifar10_slice.npz     # prints, writes nothing
+    cifar-evaluate runs/seed_cnn/model --data data/cifar10_slice.npz --write   # into it
     cifar-ensemble models/resnet_fast models/mobilenet_transfer models/seed_cnn
 
-Every recipe field (see training/recipes.py) is a flag: `--epochs`, `--batch-size`, ...
-Rerunning an interrupted `cifar-train` with the same `--run-dir` resumes it.
+Every recipe field (see `cifar_cnn.models.Recipe`) is a flag: `--epochs`, `--batch-size`, ...;
+builder options are `--model-option key=value`. Rerunning an interrupted `cifar-train` with the
+same `--run-dir` resumes it. Nothing is written into an existing model folder unless asked
+(`--overwrite`, `--write`), so the shipped models/ stay as they are.
 """
 
 from __future__ import annotations
@@ -18,12 +22,48 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import cifar_cnn  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
-from cifar_cnn.data import DataError, load_cifar10
-from training.recipes import RECIPES, Recipe, get_recipe
+from cifar_cnn.atomic import atomic_write_text
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.cifar10 import Cifar10, DataError, load_cifar10
+from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
+from cifar_cnn.export import export_saved_model, export_tflite
+from cifar_cnn.models import Recipe, get_recipe, list_models
+from training.distributed import is_chief, make_strategy, train_distributed
+from training.evaluate import (
+    compare_with_baseline,
+    evaluate_and_report,
+    evaluate_corruptions,
+    evaluate_ensemble_corruptions,
+    evaluate_ensemble_ood,
+    evaluate_ood,
+)
+from training.model_folder import build_ensemble, code_version, save_trained_model
+from training.train import cross_validate, train
 
 _RECIPE_FLAGS = [f for f in dataclasses.fields(Recipe) if f.name not in ("model", "model_options")]
+#: Where the command lines look for CIFAR-10 when --data is not given and the library's own
+#: search finds nothing: the project's machines keep the archive there.
+SHARED_DATA = Path("../shared/data/cifar-10-python.tar.gz")
+RUNS = Path("runs")
+
+
+def load_data(path: str | None) -> Cifar10:
+    """CIFAR-10 from --data, else the library's search, else ../shared/data; a DataError whose
+    message names the flag to pass."""
+    if path is None and SHARED_DATA.is_file():
+        try:
+            return load_cifar10(None, download=False)
+        except DataError:
+            path = str(SHARED_DATA)
+    try:
+        return load_cifar10(path)
+    except DataError as error:
+        raise DataError(
+            f"{error}. Pass --data PATH (this repository ships a small real slice: "
+            f"--data data/cifar10_slice.npz)"
+        ) from None
 
 
 def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +71,15 @@ def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     for f in _RECIPE_FLAGS:
         kind = {"int": int, "float": float, "str": str, "bool": _parse_bool}[f.type]
         group.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+    group.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_parse_option,
+        help="an option of the model's builder, e.g. backbone_weights=PATH.h5 or "
+        "bn_epsilon=1e-3 (VALUE is read as JSON where it can be, 'none' as None; repeatable)",
+    )
 
 
 def _parse_bool(text: str) -> bool:
@@ -41,15 +90,34 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if value.lower() == "none":
+        return key, None
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def build_train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifar-train",
         description="Train a CIFAR-10 model, evaluate it and save it as a Hub-layout folder.",
     )
-    parser.add_argument("--model", required=True, choices=sorted(RECIPES))
+    parser.add_argument("--model", required=True, choices=list_models())
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
-    parser.add_argument("--output", type=Path, help="model folder to write (default: models/MODEL)")
-    parser.add_argument("--run-dir", type=Path, help="checkpoints and state (default: runs/MODEL)")
+    parser.add_argument(
+        "--run-dir", type=Path, help="checkpoints and state (default: runs/MODEL); rerun to resume"
+    )
+    parser.add_argument(
+        "--output", type=Path, help="model folder to write (default: RUN_DIR/model)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output folder if it exists"
+    )
     parser.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead")
     parser.add_argument(
         "--distributed",
@@ -58,17 +126,6 @@ def build_train_parser() -> argparse.ArgumentParser:
         "run the same command on every worker",
     )
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation")
-    parser.add_argument("--backbone", choices=["mobilenet", "resnet50"], help="transfer backbone")
-    parser.add_argument("--backbone-weights", help="'imagenet', a .h5 file, or 'none'")
-    parser.add_argument("--input-size", type=int, help="transfer model's internal input size")
-    parser.add_argument(
-        "--bias-lr-scale",
-        type=float,
-        help="resnet_fast: how many times faster the BatchNorm biases learn (exact under SGD only)",
-    )
-    parser.add_argument(
-        "--bn-epsilon", type=float, help="resnet_fast: BatchNorm's epsilon (Keras default 1e-3)"
-    )
     _add_recipe_flags(parser)
     return parser
 
@@ -78,67 +135,51 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         f.name: getattr(args, f.name) for f in _RECIPE_FLAGS if getattr(args, f.name) is not None
     }
     recipe = get_recipe(args.model, **overrides)
-    options = dict(recipe.model_options)
-    if args.backbone:
-        options["backbone"] = args.backbone
-    if args.backbone_weights:
-        none = args.backbone_weights.lower() == "none"
-        options["backbone_weights"] = None if none else args.backbone_weights
-    if args.input_size:
-        options["input_size"] = args.input_size
-    if args.bias_lr_scale is not None:
-        options["bias_lr_scale"] = args.bias_lr_scale
-    if args.bn_epsilon is not None:
-        options["bn_epsilon"] = args.bn_epsilon
-    return dataclasses.replace(recipe, model_options=options)
+    options = {**recipe.model_options, **dict(args.model_option)}
+    return recipe.replace(model_options=options)
 
 
 def train_main(argv: list[str] | None = None) -> None:
     args = build_train_parser().parse_args(argv)
+    run_dir = args.run_dir or RUNS / args.model
+    output = args.output or run_dir / "model"
     try:
         recipe = recipe_from_args(args)
-        data = load_cifar10(args.data)
+        if args.folds and args.distributed:
+            raise ValueError("--folds and --distributed cannot be combined")
+        if not args.folds and output.exists() and not args.overwrite:
+            raise ValueError(
+                f"{output} exists; pass --overwrite to replace it, or choose another --output"
+            )
+        data = load_data(args.data)
     except (DataError, ValueError) as error:
         sys.exit(f"cifar-train: error: {error}")
     print(f"Data: {data!r}")
     print(f"Recipe: {json.dumps(recipe.to_dict())}")
-
-    from training.train import cross_validate, train
-
-    run_dir = args.run_dir or Path("runs") / recipe.model
-    if args.folds and args.distributed:
-        sys.exit("cifar-train: error: --folds and --distributed cannot be combined")
-    if args.folds:
-        report = cross_validate(recipe, data, run_dir, args.folds)
-        (run_dir / "folds.json").write_text(json.dumps(report, indent=2))
-        print(f"{args.folds}-fold val_accuracy: {report['mean']:.4f} +/- {report['std']:.4f}")
-        return
-
-    from training.publish import code_version, save_trained_model
-
-    code = code_version()
-    started = time.time()
-    if args.distributed:
-        from training.distributed import is_chief, make_strategy, train_distributed
-
-        try:
+    try:
+        if args.folds:
+            report = cross_validate(recipe, data, run_dir, args.folds)
+            atomic_write_text(run_dir / "folds.json", json.dumps(report, indent=2))
+            print(f"{args.folds}-fold val_accuracy: {report['mean']:.4f} +/- {report['std']:.4f}")
+            return
+        code = code_version()
+        started = time.time()
+        if args.distributed:
             strategy = make_strategy()
             result = train_distributed(recipe, data, run_dir, strategy)
-        except ValueError as error:
-            sys.exit(f"cifar-train: error: {error}")
-        if not is_chief(strategy):
-            print("Worker finished; the chief saves the model.")
-            return
-    else:
-        result = train(recipe, data, run_dir)
+            if not is_chief(strategy):
+                print("Worker finished; the chief saves the model.")
+                return
+        else:
+            result = train(recipe, data, run_dir)
+    except ValueError as error:
+        sys.exit(f"cifar-train: error: {error}")
     minutes = (time.time() - started) / 60
     print(
         f"Trained {recipe.model}: best val_accuracy {result.val_accuracy:.4f} "
         f"(epoch {result.state.best_epoch}), {result.images_per_second:.0f} images/s, "
         f"{result.train_seconds / 60:.1f} min of epochs in all, {minutes:.1f} min in this run"
     )
-
-    output = args.output or Path("models") / recipe.model
     command = " ".join(["cifar-train", *(argv if argv is not None else sys.argv[1:])])
     save_trained_model(
         result, recipe, data, output, command=command, evaluate=not args.no_evaluate, code=code
@@ -164,11 +205,18 @@ def _add_trust_flags(parser: argparse.ArgumentParser, ood: str, corruptions: str
 def build_evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifar-evaluate",
-        description="Evaluate a saved model on the CIFAR-10 test set; write metrics and plots.",
+        description="Evaluate a saved model on the CIFAR-10 test set and print the results; "
+        "with --write or --output, also write metrics, plots and a refreshed card.",
     )
-    parser.add_argument("model", help="model folder or Hub repo id (owner/name[@revision])")
+    parser.add_argument(
+        "model", help="model folder, Hub repo id (owner/name[@revision]) or registry name"
+    )
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
-    parser.add_argument("--output", type=Path, help="where to write (default: the model folder)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--write", action="store_true", help="write the results into the model folder itself"
+    )
+    where.add_argument("--output", type=Path, help="write the results into this folder")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
         "--errors", action="store_true", help="also write errors.png: the most confident mistakes"
@@ -194,39 +242,30 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 
 def evaluate_main(argv: list[str] | None = None) -> None:
     args = build_evaluate_parser().parse_args(argv)
-    from cifar_cnn.classifier import CifarClassifier
-    from training.publish import evaluate_and_report
-
     try:
-        data = load_cifar10(args.data)
         classifier = CifarClassifier.from_pretrained(args.model)
+        if args.write and not Path(args.model).is_dir():
+            raise ValueError("--write needs a model folder; give --output for a Hub repo")
+        output = classifier.source_dir if args.write else args.output
+        data = load_data(args.data)
         baseline = CifarClassifier.from_pretrained(args.baseline) if args.baseline else None
+        evaluate_and_report(
+            classifier, data, output, batch_size=args.batch_size, errors=args.errors
+        )
+        if baseline is not None:
+            compare_with_baseline(
+                classifier, baseline, data, output, args.baseline_label, args.batch_size
+            )
+        if args.ood:
+            evaluate_ood(
+                classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR, args.ood_images
+            )
+        if args.corruptions:
+            evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-evaluate: error: {error}")
-    output = args.output or (Path(args.model) if Path(args.model).is_dir() else None)
     if output is None:
-        sys.exit("cifar-evaluate: error: --output is required for a Hub repo id")
-    evaluate_and_report(classifier, data, output, batch_size=args.batch_size, errors=args.errors)
-    if baseline is not None:
-        from training.publish import compare_with_baseline
-
-        compare_with_baseline(
-            classifier, baseline, data, output, args.baseline_label, args.batch_size
-        )
-    if args.corruptions or args.ood:
-        from cifar_cnn.ood import FASHION_MNIST_DIR
-        from training.robustness import evaluate_corruptions, evaluate_ood
-
-        try:
-            if args.ood:
-                evaluate_ood(
-                    classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR,
-                    args.ood_images,
-                )  # fmt: skip
-            if args.corruptions:
-                evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
-        except (ValueError, OSError) as error:
-            sys.exit(f"cifar-evaluate: error: {error}")
+        print("Nothing written (pass --write or --output to save the results).")
 
 
 def build_ensemble_parser() -> argparse.ArgumentParser:
@@ -236,7 +275,13 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
         "accuracy, and evaluate it on the test set.",
     )
     parser.add_argument("members", nargs="+", type=Path, help="member model folders")
-    parser.add_argument("--output", type=Path, default=Path("models/ensemble"))
+    parser.add_argument("--output", type=Path, default=RUNS / "ensemble")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rebuild the output folder if it exists (its OOD and corruption results are kept "
+        "when the members and weights are the same)",
+    )
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--equal-weights", action="store_true", help="weight members equally")
     _add_trust_flags(
@@ -250,22 +295,19 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
 
 def ensemble_main(argv: list[str] | None = None) -> None:
     args = build_ensemble_parser().parse_args(argv)
-    from training.publish import build_ensemble
-
     try:
-        data = load_cifar10(args.data)
+        if args.output.exists() and not args.overwrite:
+            raise ValueError(
+                f"{args.output} exists; pass --overwrite to rebuild it, or choose another --output"
+            )
+        data = load_data(args.data)
         ensemble = build_ensemble(args.members, args.output, data, equal_weights=args.equal_weights)
         if args.ood:
-            from cifar_cnn.ood import FASHION_MNIST_DIR
-            from training.robustness import evaluate_ensemble_ood
-
             evaluate_ensemble_ood(
                 ensemble, data, args.output, args.fashion_mnist or FASHION_MNIST_DIR,
                 args.ood_images,
             )  # fmt: skip
         if args.corruptions:
-            from training.robustness import evaluate_ensemble_corruptions
-
             evaluate_ensemble_corruptions(
                 ensemble, data, args.output, args.members, args.corruption_images
             )
@@ -278,7 +320,9 @@ def build_export_parser() -> argparse.ArgumentParser:
         prog="cifar-export",
         description="Export a saved model for TensorFlow Serving (SavedModel) or TFLite.",
     )
-    parser.add_argument("model", help="model folder or Hub repo id (owner/name[@revision])")
+    parser.add_argument(
+        "model", help="model folder, Hub repo id (owner/name[@revision]) or registry name"
+    )
     parser.add_argument(
         "output", type=Path, help="SavedModel version folder (e.g. serving/cifar10/1) or .tflite"
     )
@@ -296,9 +340,6 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 def export_main(argv: list[str] | None = None) -> None:
     args = build_export_parser().parse_args(argv)
-    from cifar_cnn.classifier import CifarClassifier
-    from cifar_cnn.export import export_saved_model, export_tflite
-
     try:
         classifier = CifarClassifier.from_pretrained(args.model)
         if args.format == "saved_model":
@@ -306,7 +347,7 @@ def export_main(argv: list[str] | None = None) -> None:
         else:
             representative = None
             if args.quantization == "int8":
-                representative = load_cifar10(args.data).x_train[: args.representative_images]
+                representative = load_data(args.data).x_train[: args.representative_images]
             path = export_tflite(classifier, args.output, args.quantization, representative)
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-export: error: {error}")

@@ -32,14 +32,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_cnn.data import Cifar10, split_validation
+from cifar_cnn.data.cifar10 import Cifar10, split_validation
+from cifar_cnn.models import Recipe
 from training.checkpoint import TrainingState
-from training.recipes import Recipe
 from training.train import (
     TrainResult,
     _as_float32,
     build_for_recipe,
     compile_for_phase,
+    lookahead_for,
     make_dataset,
     set_mixed_precision,
 )
@@ -164,11 +165,19 @@ def train_distributed(
             stacklevel=2,
         )
     history = state.history
+    # The recipe's Lookahead, driven as `fit` drives the callback; every worker holds the same
+    # weights, so every worker's moving average is the same too.
+    lookahead = lookahead_for(scaled, steps_per_epoch)
+    if lookahead is not None:
+        lookahead.set_model(model)
+        lookahead.on_train_begin()
     for current in range(restored, recipe.epochs):
         started = time.perf_counter()
         total, steps = 0.0, 0
         for batch in train_ds:
             total += float(train_step(batch))
+            if lookahead is not None:
+                lookahead.on_train_batch_end(steps)
             steps += 1
         average_moving_statistics()
         probabilities = model.predict(x_val, batch_size=500, verbose=0)

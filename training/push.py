@@ -51,33 +51,21 @@ import httpx2
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-CONFIG_FILE = "config.json"
-#: What a model folder publishes (cifar_cnn.classifier's files; hidden temporary files never).
-MODEL_PATTERNS = ("config.json", "model.keras", "metrics.json", "history.json", "*.png", "*.md")
-_PINNED_REPO = re.compile(r"[\w.-]+/[\w.-]+@[^@\s]+")
-_HUB_SOURCE = re.compile(r"[\w][\w.-]*/[\w.-]+(@[^@\s]+)?")
-
-
-def read_folder_config(folder: str | os.PathLike) -> dict[str, Any]:
-    """The folder's config.json, or a ValueError saying why it is not a publishable folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: no such folder")
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise ValueError(f"{folder}: not a model or ensemble folder (no {CONFIG_FILE})")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: invalid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return config
+from cifar_cnn.hub.layout import (
+    CARD_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_PATTERNS,
+    folder_files,
+    is_ensemble,
+    read_config,
+)
+from cifar_cnn.hub.reference import is_hub_reference, parse_reference
 
 
 def default_commit_message(config: dict[str, Any]) -> str:
     """'Upload resnet_fast: cifar-train --model resnet_fast ...', or the architecture alone."""
-    if config.get("type") == "ensemble":
+    if is_ensemble(config):
         names = ", ".join(member["name"] for member in config["members"])
         return f"Upload ensemble ({config.get('voting', 'soft')} voting): {names}"
     name = config.get("architecture", "model")
@@ -100,21 +88,22 @@ def push_model_folder(
     in Keras safe mode), so a broken model is never published.
     """
     folder = Path(folder)
-    config = read_folder_config(folder)
-    if config.get("type") == "ensemble":
+    config = read_config(folder)
+    if is_ensemble(config):
         raise ValueError(f"{folder}: an ensemble folder; push it with push_ensemble_folder")
     api = _api(token)
-    from cifar_cnn.classifier import CifarClassifier  # TensorFlow: imported once the folder is OK
+    # Imported once the folder and token are known good (here and for ensembles below):
+    # TensorFlow takes seconds to load and writes its own lines to stderr, which would bury a
+    # one-line error.
+    from cifar_cnn.classifier import CifarClassifier
 
     classifier = CifarClassifier.load_folder(folder)
     repo_id = _create_repo(api, repo_id, private)
     tag = _choose_tag(api, repo_id, tag)
     with tempfile.TemporaryDirectory(prefix="cifar-push-") as tmp:
         staging = Path(tmp)
-        for pattern in MODEL_PATTERNS:
-            for file in folder.glob(pattern):
-                if file.is_file() and not file.name.startswith("."):
-                    shutil.copy2(file, staging / file.name)
+        for file in folder_files(folder, MODEL_PATTERNS):
+            shutil.copy2(file, staging / file.name)
         classifier.write_model_card(staging, repo_id=repo_id)
         return _commit_and_tag(
             api, repo_id, staging, message or default_commit_message(config), tag
@@ -138,8 +127,8 @@ def push_ensemble_folder(
     exist on the Hub. Publishes config.json, metrics.json (if any) and a card naming the repo.
     """
     folder = Path(folder)
-    config = read_folder_config(folder)
-    if config.get("type") != "ensemble":
+    config = read_config(folder)
+    if not is_ensemble(config):
         raise ValueError(f"{folder}: not an ensemble folder; push it with push_model_folder")
     api = _api(token)
     members = [dict(member) for member in config["members"]]
@@ -151,7 +140,7 @@ def push_ensemble_folder(
         name, source = member["name"], member["source"]
         if name in member_repos:
             member["source"] = _pinned(name, member_repos[name])
-        elif _is_local(folder, source) or not _PINNED_REPO.fullmatch(source):
+        elif _is_local(folder, source) or not parse_reference(source).pinned:
             unpinned.append(f"{name} ({source})")
     if unpinned:
         raise ValueError(
@@ -161,10 +150,10 @@ def push_ensemble_folder(
     for member in members:
         _check_exists(api, member["name"], member["source"])
 
-    from cifar_cnn.model_card import render_ensemble_card
+    from cifar_cnn.report.model_card import render_ensemble_card  # TensorFlow: see above
 
     config = {**config, "members": members}
-    metrics_path = folder / "metrics.json"
+    metrics_path = folder / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     repo_id = _create_repo(api, repo_id, private)
     tag = _choose_tag(api, repo_id, tag)
@@ -172,9 +161,9 @@ def push_ensemble_folder(
         staging = Path(tmp)
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         if metrics is not None:
-            shutil.copy2(metrics_path, staging / "metrics.json")
+            shutil.copy2(metrics_path, staging / METRICS_FILE)
         card = render_ensemble_card(config, metrics, repo_id=repo_id)
-        (staging / "README.md").write_text(str(card))
+        (staging / CARD_FILE).write_text(str(card))
         return _commit_and_tag(
             api, repo_id, staging, message or default_commit_message(config), tag
         )
@@ -217,11 +206,15 @@ def _commit_and_tag(api: HfApi, repo_id: str, staging: Path, message: str, tag: 
 
 def _is_local(folder: Path, source: str) -> bool:
     """Whether an ensemble member source is a folder path rather than a Hub repo id."""
-    return (folder / source).is_dir() or source.startswith(".") or not _HUB_SOURCE.fullmatch(source)
+    return (folder / source).is_dir() or not is_hub_reference(source)
 
 
 def _pinned(name: str, reference: str) -> str:
-    if not _PINNED_REPO.fullmatch(reference):
+    try:
+        pinned = parse_reference(reference).pinned
+    except ValueError:
+        pinned = False
+    if not pinned or "/" not in reference:
         raise ValueError(
             f"member {name}: expected OWNER/REPO@REVISION (like me/cifar10-seed@v1), "
             f"got {reference!r}"
@@ -230,7 +223,7 @@ def _pinned(name: str, reference: str) -> str:
 
 
 def _check_exists(api: HfApi, name: str, reference: str) -> None:
-    repo, _, revision = reference.partition("@")
+    repo, revision = parse_reference(reference)
     try:
         api.model_info(repo, revision=revision)
     except RepositoryNotFoundError:
@@ -270,8 +263,8 @@ def push_main(argv: list[str] | None = None) -> None:
     args = build_push_parser().parse_args(argv)
     options = {"private": args.private, "tag": args.tag, "message": args.message}
     try:
-        config = read_folder_config(args.folder)
-        if config.get("type") == "ensemble":
+        config = read_config(args.folder)
+        if is_ensemble(config):
             members = dict(_parse_member(text) for text in args.member)
             result = push_ensemble_folder(
                 args.folder, args.repo_id, members, token=args.token, **options

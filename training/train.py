@@ -17,10 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_cnn.architectures import SHARED_MOBILENET_WEIGHTS, build_model
-from cifar_cnn.augmentation import build_augmentation
-from cifar_cnn.data import NUM_CLASSES, Cifar10, kfold_indices, split_validation
-from cifar_cnn.schedules import build_schedule
+from cifar_cnn.data.augmentation import build_augmentation
+from cifar_cnn.data.cifar10 import NUM_CLASSES, Cifar10, kfold_indices, split_validation
+from cifar_cnn.models import Recipe, create_model, get_spec
 from training.checkpoint import (
     BEST_WEIGHTS,
     TrainingState,
@@ -29,9 +28,7 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.lookahead import Lookahead
-from training.recipes import Recipe
-
-WHITENING_SAMPLE = 5000
+from training.schedules import build_schedule
 
 
 @dataclass
@@ -103,17 +100,18 @@ def make_dataset(
 
 
 def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
-    options = dict(recipe.model_options)
-    if recipe.model == "resnet_fast":
-        options.setdefault("whitening_images", x_train[:WHITENING_SAMPLE])
-    if recipe.model == "mobilenet_transfer":
-        options.setdefault("backbone_weights", default_backbone_weights())
-    return build_model(recipe.model, **options)
+    """The recipe's untrained model: its options, plus those its spec fits to the training
+    images (such as resnet_fast's whitening filters)."""
+    spec = get_spec(recipe.model)
+    fitted = spec.fitted_options(x_train) if spec.fitted_options else {}
+    return create_model(recipe.model, **{**fitted, **recipe.model_options})
 
 
-def default_backbone_weights() -> str:
-    """The shared ImageNet weights file where present, else Keras's own download."""
-    return str(SHARED_MOBILENET_WEIGHTS) if SHARED_MOBILENET_WEIGHTS.is_file() else "imagenet"
+def lookahead_for(recipe: Recipe, steps_per_epoch: int) -> Lookahead | None:
+    """The recipe's Lookahead (one rule for the single-process and the distributed loop)."""
+    if not recipe.lookahead:
+        return None
+    return Lookahead(steps_per_epoch * recipe.epochs, steps_per_epoch)
 
 
 def _backbone(model: keras.Model) -> keras.Model | None:
@@ -243,8 +241,9 @@ def train(
     callbacks: list[keras.callbacks.Callback] = [
         _EpochBookkeeper(run_dir, state, recipe, len(x_train))
     ]
-    if recipe.lookahead:
-        callbacks.append(Lookahead(steps_per_epoch * recipe.epochs, steps_per_epoch))
+    lookahead = lookahead_for(recipe, steps_per_epoch)
+    if lookahead is not None:
+        callbacks.append(lookahead)
 
     for end, phase in ((recipe.head_epochs, "head"), (recipe.epochs, "main")):
         if state.finished or state.epoch >= end:

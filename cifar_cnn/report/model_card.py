@@ -1,0 +1,262 @@
+"""Model cards: README.md rendered from the templates in `templates/` (Jinja2, via
+`huggingface_hub.ModelCard`), with `model-index` results so the Hub shows the accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from cifar_cnn.models import get_spec, list_models
+from cifar_cnn.report.metrics import confused_pairs_table, per_class_table
+from cifar_cnn.voting import report_label
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE_PATH = TEMPLATES / "model_card.md"
+ENSEMBLE_TEMPLATE = TEMPLATES / "ensemble_card.md"
+PROJECT_URL = "https://github.com/cifar-cnn/cifar-cnn"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def test_accuracy_result(name: str, accuracy: float) -> EvalResult:
+    """A model-index entry: accuracy on the CIFAR-10 test split, as the Hub displays it."""
+    return EvalResult(
+        task_type="image-classification",
+        task_name="Image Classification",
+        dataset_type="cifar10",
+        dataset_name="CIFAR-10",
+        dataset_split="test",
+        metric_type="accuracy",
+        metric_name=name,
+        metric_value=round(accuracy, 4),
+    )
+
+
+def card_data(
+    config: dict[str, Any], metrics: dict[str, Any] | None, model_name: str
+) -> ModelCardData:
+    results = []
+    if metrics:
+        results = [
+            test_accuracy_result(name, metrics[key]["accuracy"])
+            for key, name in (("plain", "accuracy"), ("flip_tta", "accuracy with flip TTA"))
+        ]
+    return ModelCardData(
+        model_name=model_name,
+        library_name="keras",
+        license="mit",
+        pipeline_tag="image-classification",
+        datasets=["cifar10"],
+        metrics=["accuracy"],
+        tags=["cifar10", "image-classification", "keras", "cifar_cnn", config["architecture"]],
+        eval_results=results or None,
+    )
+
+
+def render_model_card(
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    repo_id: str | None = None,
+    error_gallery: bool = False,
+) -> ModelCard:
+    """The card for a model folder, from its config (architecture, training record) and metrics."""
+    architecture = config["architecture"]
+    spec = get_spec(architecture) if architecture in list_models() else None
+    title = spec.title if spec else f"CIFAR-10 {architecture}"
+    description = spec.description if spec else ""
+    training = config.get("training")
+    kwargs: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "project_url": PROJECT_URL,
+        "class_list": ", ".join(config["class_names"]),
+        "load_id": repo_id or config.get("repo_id") or f"path/to/{architecture}",
+        "resize_rule": config["input"]["resize"],
+        "architecture": architecture,
+        "parameters": f"{config.get('parameters', 0):,}",
+        "metrics": metrics,
+        "training": training,
+        "history": bool(config.get("has_history")),
+        "claim": spec.claim if spec else None,
+        "error_gallery": error_gallery,
+    }
+    if metrics:
+        plain, tta = metrics["plain"], metrics["flip_tta"]
+        kwargs.update(
+            test_n=plain["n"],
+            accuracy=_percent(plain["accuracy"]),
+            accuracy_tta=_percent(tta["accuracy"]),
+            top3=_percent(plain["top_k_accuracy"]["3"]),
+            macro_f1=f"{plain['macro_f1']:.4f}",
+            per_class_table=per_class_table(plain),
+            confused_table=confused_pairs_table(plain),
+            ece=_percent(plain["ece"]),
+        )
+        scaled = metrics.get("temperature_scaled")
+        if scaled:
+            kwargs.update(ece_scaled=_percent(scaled["ece"]), temperature=scaled["temperature"])
+        kwargs.update(
+            _ood_fields(metrics.get("ood")), **_corruption_fields(metrics.get("corruptions"))
+        )
+        kwargs["baseline"] = _baseline_fields(metrics.get("baseline"), plain["accuracy"])
+    if training:
+        kwargs.update(
+            val_accuracy=_percent(training.get("best_val_accuracy")),
+            validation_fraction=f"{training['recipe']['validation_fraction']:.0%}",
+            train_n=f"{training['train_n']:,}",
+            val_n=f"{training['val_n']:,}",
+            epochs_run=training["epochs_run"],
+            best_epoch=training["best_epoch"],
+            train_minutes=f"{training['train_seconds'] / 60:.1f}",
+            images_per_second=f"{training['images_per_second']:.0f}",
+            hardware=training["hardware"],
+            precision=training.get("precision", "float32"),
+            software=", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items()),
+            recipe_json=json.dumps(training["recipe"], indent=2),
+            command=training["command"],
+            code_version=training.get("code_version", "not recorded"),
+        )
+    else:
+        kwargs.update(val_accuracy="n/a", validation_fraction="n/a")
+    return ModelCard.from_template(
+        card_data(config, metrics, title), template_path=str(TEMPLATE_PATH), **kwargs
+    )
+
+
+OOD_SCORE_NAMES = {
+    "msp": "the top class probability",
+    "energy": "the energy score, the log-sum-exp of the logits",
+    "agreement": "the members' mean probability for the soft vote's class",
+}
+
+
+def _ood_fields(report: dict | None) -> dict:
+    if not report:
+        return {"ood": False}
+    detector = report["detector"]
+    rows = "\n".join(
+        f"| {name}{' (used)' if name == detector['score'] else ''} | {r['auroc']:.4f} "
+        f"| {_percent(r['fpr_at_95_tpr'])} |"
+        for name, r in report["scores"].items()
+    )
+    return {
+        "ood": True,
+        "ood_score_name": OOD_SCORE_NAMES.get(detector["score"], detector["score"]),
+        "ood_threshold": f"{detector['threshold']:.4g}",
+        "ood_tpr": f"{detector['tpr']:.0%}",
+        "ood_fitted_on": detector["fitted_on"],
+        "ood_in": report["in_distribution"],
+        "ood_out": report["outliers"],
+        "ood_rows": rows,
+    }
+
+
+def _baseline_fields(baseline: dict | None, accuracy: float) -> dict | None:
+    if not baseline:
+        return None
+    difference = 100 * (accuracy - baseline["accuracy"])
+    seconds = baseline.get("train_seconds")
+    speed = baseline.get("images_per_second")
+    return {
+        **baseline,
+        "accuracy": _percent(baseline["accuracy"]),
+        "accuracy_tta": _percent(baseline["accuracy_tta"]),
+        "n": f"{baseline['n']:,}",
+        "parameters": f"{baseline['parameters']:,}",
+        "train_minutes": "n/a" if seconds is None else f"{seconds / 60:.1f}",
+        "images_per_second": "n/a" if speed is None else f"{speed:.0f}",
+        "verdict": (
+            f"This model is {difference:.2f} points {'above' if difference >= 0 else 'below'} "
+            f"{baseline['label']}."
+        ),
+    }
+
+
+def _corruption_fields(report: dict | None) -> dict:
+    if not report:
+        return {"corruptions": False}
+    rows = "\n".join(
+        f"| {name.replace('_', ' ')} | "
+        + " | ".join(_percent(acc) for acc in by_severity.values())
+        + " |"
+        for name, by_severity in report["corruptions"].items()
+    )
+    return {
+        "corruptions": True,
+        "corruption_n": f"{report['n']:,}",
+        "corruption_clean": _percent(report["clean"]),
+        "corruption_mean": _percent(report["mean"]),
+        "corruption_rows": rows,
+    }
+
+
+def _ensemble_corruption_fields(report: dict | None) -> dict:
+    fields = _corruption_fields(report)
+    if not report:
+        return fields
+    ranking = report["ranking"]
+    fields["corruption_models"] = "\n".join(
+        f"| {report_label(name)} | {_percent(r['clean'])} "
+        f"| {_percent(r['mean'])} | {ranking['clean'].index(name) + 1} "
+        f"| {ranking['corrupted'].index(name) + 1} |"
+        for name, r in report["models"].items()
+    )
+
+    def order(names: list[str]) -> str:
+        return ", ".join(report_label(n) for n in names)
+
+    fields["corruption_ranking"] = (
+        "They rank the same under corruptions as on clean images."
+        if ranking["clean"] == ranking["corrupted"]
+        else f"The ranking changes under corruptions: {order(ranking['corrupted'])} "
+        f"(clean: {order(ranking['clean'])})."
+    )
+    return fields
+
+
+def render_ensemble_card(
+    config: dict[str, Any], metrics: dict[str, Any] | None, repo_id: str | None = None
+) -> ModelCard:
+    """The card of an ensemble folder: members, voting rule and, once evaluated, its results."""
+    kwargs: dict[str, Any] = {
+        "voting": config["voting"],
+        "tie_break": config["tie_break"],
+        "members": config["members"],
+        "load_id": repo_id or "path/to/ensemble",
+        "metrics": metrics,
+    }
+    if metrics:
+        rows = ["| predictor | test accuracy |", "|---|---:|"]
+        rows += [f"| {name} | {_percent(acc)} |" for name, acc in metrics["members"].items()]
+        rows.append(f"| **soft vote** | **{_percent(metrics['soft']['accuracy'])}** |")
+        rows.append(f"| hard vote | {_percent(metrics['hard_accuracy'])} |")
+        best_member = max(metrics["members"], key=metrics["members"].get)
+        gain = metrics["soft"]["accuracy"] - metrics["members"][best_member]
+        kwargs.update(
+            results_table="\n".join(rows),
+            all_agree=_percent(metrics["agreement"]["all_agree"]),
+            best_member=best_member,
+            soft_gain=f"{100 * gain:+.2f}",
+        )
+        kwargs.update(_ood_fields(metrics.get("ood")))
+        kwargs.update(_ensemble_corruption_fields(metrics.get("corruptions")))
+    results = (
+        [test_accuracy_result("accuracy (soft vote)", metrics["soft"]["accuracy"])]
+        if metrics
+        else None
+    )
+    data = ModelCardData(
+        model_name="CIFAR-10 ensemble",
+        library_name="keras",
+        license="mit",
+        pipeline_tag="image-classification",
+        datasets=["cifar10"],
+        tags=["cifar10", "image-classification", "cifar_cnn", "ensemble"],
+        eval_results=results,
+    )
+    return ModelCard.from_template(data, template_path=str(ENSEMBLE_TEMPLATE), **kwargs)

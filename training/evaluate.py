@@ -1,0 +1,360 @@
+"""Evaluate saved models and write what was measured into a folder: what `cifar-evaluate` and
+`cifar-ensemble` do.
+
+- `evaluate_and_report`: test-set metrics (plain and flip TTA), plots and the model card.
+- `compare_with_baseline`: another model on the same images, shown beside it on the card.
+- `evaluate_ood`, `evaluate_ensemble_ood`: an out-of-distribution detector fitted on validation
+  data against Fashion-MNIST training images, measured on the test sets (config.json gets the
+  detector, which drives the app's warning).
+- `evaluate_corruptions`, `evaluate_ensemble_corruptions`: accuracy under corruptions.
+
+Each writes metrics.json, plots and a refreshed card into the folder it is given; model.keras is
+never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cifar_cnn.atomic import atomic_write_text
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.cifar10 import Cifar10, validation_mask
+from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.hub.layout import CONFIG_FILE, METRICS_FILE
+from cifar_cnn.report.metrics import evaluate_probabilities, per_class_table, predict_with_flips
+from cifar_cnn.report.mistakes import plot_error_gallery
+from cifar_cnn.report.plots import (
+    plot_confusion_matrix,
+    plot_corruption_accuracy,
+    plot_learning_curves,
+    plot_per_class,
+    plot_reliability,
+)
+from cifar_cnn.trust.corruptions import (
+    CORRUPTIONS,
+    SEVERITIES,
+    corruption_benchmark,
+    corruption_benchmarks,
+)
+from cifar_cnn.trust.ood import (
+    DEFAULT_TPR,
+    auroc,
+    ensemble_ood_scores,
+    ood_report,
+    ood_scores,
+    threshold_at_tpr,
+)
+from cifar_cnn.voting import VOTE_KEY, VOTE_LABEL, report_label, soft_vote
+
+
+def evaluate_and_report(
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike | None,
+    batch_size: int = 500,
+    errors: bool = False,
+) -> dict:
+    """Test-set metrics (plain and flip TTA): print the per-class table, write metrics.json, the
+    plots and a refreshed model card into `output` (unless it is None); with `errors`, also
+    errors.png, a gallery of
+    the most confident mistakes with their Grad-CAMs."""
+    raw, mirrored = predict_with_flips(classifier, data.x_test, batch_size)
+    report = evaluate_probabilities(
+        raw, mirrored, data.y_test, classifier.class_names, classifier.temperature
+    )
+    report["data_source"] = data.source
+    plain, tta = report["plain"], report["flip_tta"]
+    name = classifier.config["architecture"]
+    print(f"{name} on {plain['n']} test images ({data.source})")
+    calibration = f"ECE {plain['ece']:.4f}"
+    if "temperature_scaled" in report:
+        calibration += f" ({report['temperature_scaled']['ece']:.4f} after temperature scaling)"
+    print(
+        f"accuracy {plain['accuracy']:.4f}, with flip TTA {tta['accuracy']:.4f}, "
+        f"top-3 {plain['top_k_accuracy']['3']:.4f}, macro F1 {plain['macro_f1']:.4f}, "
+        + calibration
+    )
+    print(per_class_table(plain))
+    # Robustness, OOD and baseline results (cifar-evaluate --corruptions / --ood / --baseline)
+    # stay until remeasured.
+    kept = {
+        k: v
+        for k, v in (classifier.metrics or {}).items()
+        if k in ("ood", "corruptions", "baseline")
+    }
+    classifier.metrics = {**report, **kept}
+    if output is None:  # measured and printed only
+        return report
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
+    plot_confusion_matrix(
+        plain["confusion_matrix"],
+        classifier.class_names,
+        output / "confusion_matrix.png",
+        title=f"{name}: confusion matrix (test)",
+    )
+    plot_per_class(plain, output / "per_class.png", title=f"{name}: per-class metrics (test)")
+    plot_reliability(report, output / "reliability.png", title=f"{name}: reliability (test)")
+    if classifier.history and not (output / "learning_curves.png").exists():
+        plot_learning_curves(classifier.history, output / "learning_curves.png")
+    if errors:
+        plot_error_gallery(classifier, data.x_test, data.y_test, raw, output / "errors.png")
+    classifier.write_model_card(output)
+    print(f"Wrote {output / METRICS_FILE}, plots and README.md")
+    return report
+
+
+def compare_with_baseline(
+    classifier: CifarClassifier,
+    baseline: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike | None,
+    label: str,
+    batch_size: int = 500,
+) -> dict:
+    """Measure `baseline` (say, the same architecture trained from scratch) on the same test
+    images, plain and with flip TTA, and record it beside how it was trained under "baseline"
+    in `output`'s metrics.json; the card shows the two side by side."""
+    raw, mirrored = predict_with_flips(baseline, data.x_test, batch_size)
+    report = evaluate_probabilities(
+        raw, mirrored, data.y_test, baseline.class_names, baseline.temperature
+    )
+    training = baseline.config.get("training", {})
+    entry = {
+        "label": label,
+        "accuracy": report["plain"]["accuracy"],
+        "accuracy_tta": report["flip_tta"]["accuracy"],
+        "n": report["plain"]["n"],
+        "parameters": int(baseline.model.count_params()),
+        **{
+            key: training.get(key)
+            for key in ("train_seconds", "epochs_run", "images_per_second", "command")
+        },
+        "code_version": training.get("code_version"),
+    }
+    print(
+        f"baseline ({label}): accuracy {entry['accuracy']:.4f}, with flip TTA "
+        f"{entry['accuracy_tta']:.4f}"
+    )
+    _update(classifier, output, "baseline", entry)
+    return entry
+
+
+def validation_images(
+    classifier: CifarClassifier | list[CifarClassifier], data: Cifar10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images the model was trained without (from its recorded recipe); for a
+    list of models, the images every one of them was trained without."""
+    held_out = np.ones(len(data.y_train), dtype=bool)
+    for model in classifier if isinstance(classifier, list) else [classifier]:
+        recipe = model.config.get("training", {}).get("recipe")
+        if recipe is None:
+            raise ValueError("a model has no training record, so its validation split is unknown")
+        held_out &= validation_mask(data.y_train, recipe["validation_fraction"], recipe["seed"])
+    if not held_out.any():
+        raise ValueError("the models' validation splits share no image: nothing to fit on")
+    return data.x_train[held_out], data.y_train[held_out]
+
+
+def fit_ood_detector(
+    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
+    x_val: np.ndarray,
+    outliers: np.ndarray,
+    tpr: float = DEFAULT_TPR,
+) -> dict:
+    """Choose the score that best separates the validation split from `outliers` (AUROC), and
+    the threshold that keeps `tpr` of the validation images. Test sets play no part.
+    `scorer` maps images to {score name: per-image scores}."""
+    inside, outside = scorer(x_val), scorer(outliers)
+    validation_auroc = {name: auroc(inside[name], outside[name]) for name in inside}
+    score = max(validation_auroc, key=validation_auroc.get)
+    return {
+        "score": score,
+        "threshold": threshold_at_tpr(inside[score], tpr),
+        "tpr": tpr,
+        "fitted_on": f"validation split ({len(x_val)} images) against {len(outliers)} "
+        "Fashion-MNIST training images",
+        "validation_auroc": validation_auroc,
+    }
+
+
+def measure_ood(
+    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
+    x_val: np.ndarray,
+    data: Cifar10,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    outlier_images: int | None = None,
+) -> dict:
+    """Fit a detector (validation split vs 5,000 Fashion-MNIST training images) and report AUROC
+    and FPR at 95% TPR of every score on CIFAR-10 test vs the Fashion-MNIST test images
+    (`outlier_images` caps both Fashion-MNIST sets, for quick checks)."""
+    fit_size = min(5000, outlier_images or 5000)
+    detector = fit_ood_detector(
+        scorer, x_val, load_fashion_mnist("train", fashion_mnist, limit=fit_size)
+    )
+    outliers = load_fashion_mnist("test", fashion_mnist, limit=outlier_images)
+    report = {
+        "in_distribution": f"CIFAR-10 test ({len(data.x_test)} images)",
+        "outliers": f"Fashion-MNIST test ({len(outliers)} images, 32x32 RGB)",
+        "scores": ood_report(scorer(data.x_test), scorer(outliers)),
+        "detector": detector,
+    }
+    chosen = report["scores"][detector["score"]]
+    print(
+        f"OOD: {detector['score']} chosen on validation; on the test sets AUROC "
+        f"{chosen['auroc']:.4f}, FPR at 95% TPR {chosen['fpr_at_95_tpr']:.4f}"
+    )
+    return report
+
+
+def evaluate_ood(
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike | None,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    outlier_images: int | None = None,
+) -> dict:
+    """`measure_ood` for one model; the detector goes to config.json (and drives the app's
+    warning), the report to metrics.json and the card."""
+    x_val, _ = validation_images(classifier, data)
+    report = measure_ood(
+        lambda images: ood_scores(classifier, images), x_val, data, fashion_mnist, outlier_images
+    )
+    classifier.config["ood_detector"] = report["detector"]
+    _update(classifier, output, "ood", report)
+    return report
+
+
+def evaluate_ensemble_ood(
+    ensemble: CifarEnsemble,
+    data: Cifar10,
+    output: str | os.PathLike,
+    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    outlier_images: int | None = None,
+) -> dict:
+    """`measure_ood` for an ensemble, fitted on the validation images none of its members trained
+    on; the report goes to the ensemble folder's metrics.json and card."""
+    x_val, _ = validation_images(list(ensemble.members), data)
+    report = measure_ood(
+        lambda images: ensemble_ood_scores(ensemble, images),
+        x_val,
+        data,
+        fashion_mnist,
+        outlier_images,
+    )
+    ensemble.metrics = {**(ensemble.metrics or {}), "ood": report}
+    ensemble.save_pretrained(output)
+    return report
+
+
+def evaluate_corruptions(
+    classifier: CifarClassifier,
+    data: Cifar10,
+    output: str | os.PathLike | None,
+    limit: int | None = None,
+) -> dict:
+    """Accuracy on the test images under every corruption and severity, and its plot."""
+    x, y = data.x_test[:limit], data.y_test[:limit]
+    report = corruption_benchmark(
+        _reporting_progress(lambda images: classifier.predict(images, batch_size=500)), x, y
+    )
+    _write_corruptions(classifier, output, report)
+    return report
+
+
+def evaluate_ensemble_corruptions(
+    ensemble: CifarEnsemble,
+    data: Cifar10,
+    output: str | os.PathLike,
+    member_folders: list[str | os.PathLike],
+    limit: int | None = None,
+) -> dict:
+    """Every member and the ensemble's soft vote on the same corrupted test images (each
+    corrupted set made once). Each member's table goes into its own folder, exactly as
+    `cifar-evaluate --corruptions` writes it; the ensemble folder gets its own table, the
+    comparison of all of them (do they rank as on clean images?) and one plot."""
+    names = list(ensemble.names)
+    for reserved in (VOTE_KEY, VOTE_LABEL):
+        if reserved in names:
+            raise ValueError(f"a member named {reserved!r} would be confused with the soft vote")
+    x, y = data.x_test[:limit], data.y_test[:limit]
+
+    def predict_all(images: np.ndarray) -> dict[str, np.ndarray]:
+        members = ensemble.member_probabilities(images, batch_size=500)
+        return {**dict(zip(names, members, strict=True)),
+                VOTE_KEY: soft_vote(members, ensemble.weights)}  # fmt: skip
+
+    reports = corruption_benchmarks(_reporting_progress(predict_all), x, y)
+    for member, name, folder in zip(ensemble.members, names, member_folders, strict=True):
+        _write_corruptions(member, folder, reports[name], label=name)
+    report = {
+        **reports[VOTE_KEY],
+        "models": {m: {"clean": r["clean"], "mean": r["mean"]} for m, r in reports.items()},
+        "ranking": {
+            "clean": sorted(reports, key=lambda m: -reports[m]["clean"]),
+            "corrupted": sorted(reports, key=lambda m: -reports[m]["mean"]),
+        },
+    }
+    print(f"Ranking on clean images: {', '.join(report['ranking']['clean'])}; "
+          f"under corruptions: {', '.join(report['ranking']['corrupted'])}")  # fmt: skip
+    labelled = {report_label(m): r for m, r in reports.items()}
+    plot_corruption_accuracy(
+        labelled, Path(output) / "corruptions.png", title="Members and their soft vote"
+    )
+    ensemble.metrics = {**(ensemble.metrics or {}), "corruptions": report}
+    ensemble.save_pretrained(output)
+    return report
+
+
+def _reporting_progress(predict: Callable, sets: int = 1 + len(CORRUPTIONS) * len(SEVERITIES)):
+    """`predict`, printing how many of the benchmark's image sets it has seen (a full run
+    takes many minutes on a CPU)."""
+    done, started = 0, time.perf_counter()
+
+    def wrapped(images):
+        nonlocal done
+        result = predict(images)
+        done += 1
+        print(f"  {done}/{sets} image sets, {time.perf_counter() - started:.0f} s", flush=True)
+        return result
+
+    return wrapped
+
+
+def _write_corruptions(
+    classifier: CifarClassifier,
+    output: str | os.PathLike | None,
+    report: dict,
+    label: str | None = None,
+) -> None:
+    name = classifier.config["architecture"]
+    print(
+        f"{label or name} under corruptions: clean {report['clean']:.4f}, mean over "
+        f"corruptions and severities {report['mean']:.4f}"
+    )
+    if output is not None:
+        plot_corruption_accuracy({name: report}, Path(output) / "corruptions.png", title=name)
+    _update(classifier, output, "corruptions", report)
+
+
+def _update(
+    classifier: CifarClassifier, output: str | os.PathLike | None, key: str, report: dict
+) -> None:
+    """Merge `report` into the classifier's metrics under `key`; unless `output` is None, write
+    its metrics.json, config.json and model card there (model.keras is untouched)."""
+    classifier.metrics = {**(classifier.metrics or {}), key: report}
+    if output is None:
+        return
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
+    atomic_write_text(output / CONFIG_FILE, json.dumps(classifier.config, indent=2))
+    classifier.write_model_card(output)

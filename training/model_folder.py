@@ -1,0 +1,183 @@
+"""From a finished training run to a Hub-layout model folder (weights, config with the training
+record and calibration, history, learning curves; then `training.evaluate`'s metrics, plots and
+card), and from saved models to an ensemble folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import tensorflow as tf
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, split_validation
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.hub.layout import CONFIG_FILE, METRICS_FILE
+from cifar_cnn.models import Recipe
+from cifar_cnn.report.metrics import evaluate_ensemble
+from cifar_cnn.report.plots import plot_learning_curves
+from cifar_cnn.trust.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+)
+from cifar_cnn.voting import validation_weights
+from training.evaluate import evaluate_and_report
+from training.train import TrainResult
+
+
+def hardware_description() -> str:
+    """CPU model and core count (and GPUs, if TensorFlow sees any)."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    text = f"{cpu}, {os.cpu_count()} cores"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    text += f", TF_ENABLE_ONEDNN_OPTS={onednn}"
+    return text + (f", {len(gpus)} GPU(s)" if gpus else ", no GPU")
+
+
+def code_version() -> str:
+    """The git commit of this checkout ("+changes" when it has uncommitted edits), if known."""
+
+    def git(*args: str) -> str:
+        command = ["git", *args]
+        return subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_trained_model(
+    result: TrainResult,
+    recipe: Recipe,
+    data: Cifar10,
+    output: str | os.PathLike,
+    *,
+    command: str,
+    evaluate: bool = True,
+    code: str | None = None,
+) -> CifarClassifier:
+    """Save the trained model as a Hub-layout folder; evaluate it on the test set if asked.
+
+    `code` is the git commit the training ran from (default: the checkout's commit now)."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    _, _, x_val, y_val = split_validation(
+        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+    )
+    recipe_dict = recipe.to_dict()
+    recipe_dict["model_options"] = {
+        k: v for k, v in recipe_dict["model_options"].items() if k != "whitening_images"
+    }
+    classifier = CifarClassifier(
+        result.model,
+        config={
+            "architecture": recipe.model,
+            "parameters": int(result.model.count_params()),
+            "has_history": True,
+            "training": {
+                "recipe": recipe_dict,
+                "command": command,
+                "data_source": data.source,
+                "train_n": len(data.x_train) - len(x_val),
+                "val_n": len(x_val),
+                "epochs_run": result.state.epoch,
+                "best_epoch": result.state.best_epoch,
+                "best_val_accuracy": result.val_accuracy,
+                "train_seconds": round(result.train_seconds, 1),
+                "images_per_second": result.images_per_second,
+                "precision": result.precision,
+                "hardware": hardware_description(),
+                "code_version": code or code_version(),
+            },
+        },
+    )
+    classifier.history = result.state.history
+    classifier.config["calibration"] = calibrate_on_validation(classifier, x_val, y_val)
+    classifier.save_pretrained(output)
+    plot_learning_curves(
+        result.state.history,
+        output / "learning_curves.png",
+        title=f"{recipe.model}: learning curves",
+    )
+    if evaluate:
+        evaluate_and_report(classifier, data, output, errors=True)
+    return classifier
+
+
+def calibrate_on_validation(classifier: CifarClassifier, x_val, y_val) -> dict:
+    """Fit a temperature on the validation split; record calibration before and after."""
+    raw = classifier.predict(x_val, calibrated=False)
+    temperature = fit_temperature(raw, y_val)
+    scaled = apply_temperature(raw, temperature)
+    record = {
+        "temperature": temperature,
+        "fitted_on": f"validation split ({len(y_val)} images)",
+        "val_ece_before": expected_calibration_error(raw, y_val),
+        "val_ece_after": expected_calibration_error(scaled, y_val),
+    }
+    print(
+        f"Temperature {temperature:.3f} on validation: ECE {record['val_ece_before']:.4f} -> "
+        f"{record['val_ece_after']:.4f}"
+    )
+    return record
+
+
+def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
+    """The OOD and corruption results already in `output`, if it holds the same members with
+    the same weights (rebuilding an ensemble should not drop what was measured for it)."""
+    try:
+        config = json.loads((output / CONFIG_FILE).read_text())
+        metrics = json.loads((output / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    before = [(m.get("source"), m.get("weight")) for m in config.get("members", [])]
+    now = list(zip(ensemble.sources, map(float, ensemble.weights), strict=True))
+    if before != now:
+        return {}
+    return {k: v for k, v in metrics.items() if k in ("ood", "corruptions")}
+
+
+def build_ensemble(
+    member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
+) -> CifarEnsemble:
+    """An ensemble folder referencing `member_folders` (by relative path), each weighted by its
+    validation accuracy unless `equal_weights`; evaluated on the test set and printed."""
+    members = [CifarClassifier.from_pretrained(folder) for folder in member_folders]
+    weights = None
+    if not equal_weights:
+        weights = validation_weights([m.config for m in members])
+        if weights is None:
+            raise ValueError("a member has no validation accuracy; use --equal-weights")
+    ensemble = CifarEnsemble(members, weights=weights)
+    ensemble.metrics = evaluate_ensemble(ensemble, data.x_test, data.y_test)
+    output.mkdir(parents=True, exist_ok=True)
+    sources = [
+        os.path.relpath(Path(folder).resolve(), output.resolve()) for folder in member_folders
+    ]
+    ensemble.sources = sources
+    ensemble.metrics.update(_kept_results(output, ensemble))
+    ensemble.save_pretrained(output)
+    metrics = ensemble.metrics
+    for name, accuracy in metrics["members"].items():
+        print(f"{name}: {accuracy:.4f}")
+    print(
+        f"soft vote {metrics['soft']['accuracy']:.4f}, hard vote {metrics['hard_accuracy']:.4f}, "
+        f"all members agree on {metrics['agreement']['all_agree']:.1%} of {metrics['n']} images"
+    )
+    print(f"Wrote {output}")
+    return ensemble

@@ -1,0 +1,253 @@
+"""One function per app event: what the Gradio UI in app.py calls, tested here without a
+browser. Each takes the served models and the visitor's input and returns plain data; the
+library decides everything about models (`cifar_cnn`), this module only shapes it for the page.
+
+>>> from webapp.serving import load_models
+>>> from webapp.events import classify
+>>> served = load_models()
+>>> classify(served.get("resnet_fast"), "examples/test0001_ship.png").top    # {'ship': 0.98, ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.images import ImageLike, centre_square, resize_to_model, to_pil
+from cifar_cnn.explain.gradcam import grad_cam_for, overlay_heatmap
+from cifar_cnn.hub.layout import CARD_FILE
+from cifar_cnn.trust.calibration import apply_temperature
+from cifar_cnn.trust.corruptions import corrupt
+from cifar_cnn.trust.ood import OutlierCheck, outlier_check, predict_with_logits
+from cifar_cnn.voting import agreement, hard_vote, soft_vote, validation_weights
+from webapp.serving import ServedModels
+
+#: How many classes the app shows unless the visitor asks for more or fewer.
+TOP_K = 5
+DISPLAY_SIZE = 256
+
+
+def model_view(image: ImageLike) -> tuple[Image.Image, np.ndarray]:
+    """The decoded picture (RGB) and the 32x32 uint8 view the models actually see."""
+    picture = to_pil(image)
+    return picture, resize_to_model(picture)
+
+
+def enlarge(view: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
+    """A 32x32 view enlarged with visible pixels (nearest neighbour), for display."""
+    return np.asarray(Image.fromarray(view).resize((size, size), Image.Resampling.NEAREST))
+
+
+@dataclass
+class Classification:
+    top: dict[str, float]  # class name -> calibrated probability, most likely first
+    view: np.ndarray  # the 32x32 input, enlarged for display
+    outlier: OutlierCheck
+
+    @property
+    def label(self) -> str:
+        return next(iter(self.top))
+
+    @property
+    def notice(self) -> str:
+        return self.outlier.notice
+
+
+def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = TOP_K) -> Classification:
+    _, view = model_view(image)
+    return classify_view(classifier, view, top_k)
+
+
+def classify_view(
+    classifier: CifarClassifier, view: np.ndarray, top_k: int = TOP_K
+) -> Classification:
+    """Classify a 32x32 uint8 view (what `model_view` returns)."""
+    probabilities, logits = predict_with_logits(classifier, view)
+    top = classifier.top_classes(probabilities, top_k)
+    outlier = outlier_check(classifier, view, probabilities, logits)
+    return Classification(top, enlarge(view), outlier)
+
+
+@dataclass
+class EnsembleVote:
+    rows: list[list[Any]]  # per model: name, label, confidence, then one probability per class
+    soft: dict[str, float]  # soft-vote probabilities, every class
+    hard_label: str
+    all_agree: bool
+    summary: str
+    outlier: bool  # most members' out-of-distribution checks flag the picture
+
+
+def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
+    """Every served model's vote, the soft (weighted mean) and hard (weighted majority) results.
+
+    Members are weighted by their validation accuracy where their config records it, else
+    equally; see cifar_cnn.voting for the rules and the tie-break."""
+    if not served.classifiers:
+        raise ValueError("no models are loaded")
+    _, view = model_view(image)
+    classifiers = list(served.classifiers.values())
+    names = classifiers[0].class_names
+    member_probabilities = np.stack([c.predict(view[None]) for c in classifiers])
+    weights = validation_weights([c.config for c in classifiers])
+    soft = soft_vote(member_probabilities, weights)[0]
+    hard = int(hard_vote(member_probabilities, weights)[0])
+    rows = [
+        [name, names[int(p[0].argmax())], round(float(p[0].max()), 4)]
+        + [round(float(v), 4) for v in p[0]]
+        for name, p in zip(served.names, member_probabilities, strict=True)
+    ]
+    agree = agreement(member_probabilities)["all_agree"] == 1.0
+    votes = sum(row[1] == names[hard] for row in rows)
+    checks = [
+        outlier_check(c, view, p[0]) for c, p in zip(classifiers, member_probabilities, strict=True)
+    ]
+    doubters = sum(check.flagged for check in checks)
+    outlier = 2 * doubters > len(checks)
+    summary = (
+        f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
+        f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
+        + ("All models agree." if agree else "The models disagree.")
+    )
+    if outlier:
+        summary = (
+            f"**This may not be one of the 10 classes**: {doubters} of {len(checks)} models' "
+            f"out-of-distribution checks flag it.\n\n" + summary
+        )
+    return EnsembleVote(
+        rows=rows,
+        soft={names[i]: float(soft[i]) for i in np.argsort(soft)[::-1]},
+        hard_label=names[hard],
+        all_agree=agree,
+        summary=summary,
+        outlier=outlier,
+    )
+
+
+@dataclass
+class Explanation:
+    overlay: np.ndarray  # RGB uint8, the square-cropped picture with the heat laid over it
+    explained_class: str
+    predicted_class: str
+    probability: float  # calibrated probability of the explained class
+    layer: str
+
+
+def explain(
+    classifier: CifarClassifier,
+    image: ImageLike,
+    class_name: str | None = None,
+    layer: str | None = None,
+    method: str = "gradcam",
+    opacity: float = 0.5,
+    colormap: str = "jet",
+) -> Explanation:
+    """Grad-CAM (or Grad-CAM++) of `class_name` (default: the prediction), laid over the picture
+    as the model sees it (centre square), at display size."""
+    if layer is not None and not isinstance(layer, str):
+        raise ValueError(f"layer must be a layer name, got {type(layer).__name__}")
+    picture, view = model_view(image)
+    names = list(classifier.class_names)
+    if class_name is not None and class_name not in names:
+        raise ValueError(f"unknown class {class_name!r}; choose one of {', '.join(names)}")
+    index = None if class_name is None else names.index(class_name)
+    result = grad_cam_for(classifier.model, layer).explain(view, class_index=index, method=method)
+    square = centre_square(picture).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
+    shown = np.asarray(square)
+    probabilities = result.probabilities  # the CAM's forward pass: no second prediction
+    if classifier.temperature is not None:
+        probabilities = apply_temperature(probabilities, classifier.temperature)
+    return Explanation(
+        overlay=overlay_heatmap(shown, result.heatmap, opacity=opacity, colormap=colormap),
+        explained_class=names[result.class_index],
+        predicted_class=names[int(probabilities.argmax())],
+        probability=float(probabilities[result.class_index]),
+        layer=result.layer,
+    )
+
+
+@dataclass
+class Robustness:
+    corrupted: np.ndarray  # the corrupted 32x32 view, enlarged for display
+    classification: Classification
+    explanation: Explanation
+
+
+def robustness(
+    classifier: CifarClassifier,
+    image: ImageLike,
+    corruption: str,
+    severity: int,
+    top_k: int = TOP_K,
+    opacity: float = 0.5,
+    colormap: str = "jet",
+) -> Robustness:
+    """The picture as the model sees it under `corruption` at `severity` (0 to 5, as in
+    `cifar-evaluate --corruptions`), with the prediction and Grad-CAM on the corrupted view."""
+    _, view = model_view(image)
+    corrupted = corrupt(view, corruption, int(severity))
+    return Robustness(
+        corrupted=enlarge(corrupted),
+        classification=classify_view(classifier, corrupted, top_k),
+        explanation=explain(classifier, corrupted, opacity=opacity, colormap=colormap),
+    )
+
+
+PLOTS = {
+    "learning_curves.png": "Learning curves",
+    "confusion_matrix.png": "Confusion matrix (test set)",
+    "per_class.png": "Per-class precision, recall and F1 (test set)",
+    "reliability.png": "Reliability (calibration) on the test set",
+    "errors.png": "Most confident mistakes, with Grad-CAM",
+}
+
+
+def model_card(classifier: CifarClassifier) -> tuple[str, list[tuple[str, str]]]:
+    """The model's card (README.md) as markdown without its front matter and image lines, and
+    its plots as (path, caption) pairs, for display."""
+    folder = classifier.source_dir
+    readme = folder / CARD_FILE if folder else None
+    if readme is None or not readme.is_file():
+        return f"No model card for {classifier.config.get('architecture', 'this model')}.", []
+    text = readme.read_text()
+    if text.startswith("---"):
+        text = text.split("---", 2)[2]
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("!["))
+    plots = [(str(folder / name), caption) for name, caption in PLOTS.items()
+             if (folder / name).is_file()]  # fmt: skip
+    return text.strip(), plots
+
+
+BATCH_COLUMNS = ["file", "model", "label", "confidence", "error"]
+
+
+def classify_batch(
+    served: ServedModels, files: list[str], models: list[str] | None = None, progress=None
+) -> list[list[Any]]:
+    """One row per (file, model): file name, model, label, confidence; a file that cannot be
+    read gets one row with the reason in `error` and the batch goes on."""
+    chosen = [served.get(name) for name in (models or served.names)]
+    names = models or served.names
+    rows = []
+    for index, file in enumerate(files):
+        if progress is not None:
+            progress(index / max(1, len(files)), desc=f"{Path(file).name}")
+        try:
+            _, view = model_view(file)
+        except ValueError as error:
+            message = str(error).replace(str(file), Path(file).name)
+            rows.append([Path(file).name, "", "", None, message])
+            continue
+        for name, classifier in zip(names, chosen, strict=True):
+            probabilities = classifier.predict(view)
+            best = int(probabilities.argmax())
+            rows.append(
+                [Path(file).name, name, classifier.class_names[best],
+                 round(float(probabilities[best]), 4), ""]
+            )  # fmt: skip
+    return rows

@@ -1,0 +1,27 @@
+"""This browser session's predictions: kept in the session's state, never on the server's disk."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+HISTORY_COLUMNS = ["time", "model", "label", "confidence"]
+HISTORY_LIMIT = 50
+
+
+def add_to_history(
+    history: list[dict[str, Any]] | None, view: np.ndarray, model: str, top: dict[str, float]
+) -> list[dict[str, Any]]:
+    """This browser session's predictions, newest first (kept in the session, never on disk)."""
+    entry = {
+        "time": time.strftime("%H:%M:%S"),
+        "model": model,
+        "label": next(iter(top)),
+        "confidence": round(next(iter(top.values())), 4),
+        # The 32x32 view, not the enlarged one: 3 KB a row keeps sessions small on the server.
+        # A copy: a slice would keep the whole enlarged picture (192 KB) alive in the session.
+        "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32].copy(),
+    }
+    return [entry, *(history or [])][:HISTORY_LIMIT]
