@@ -255,6 +255,7 @@ def test_readme_configures_a_gradio_space_for_the_installed_gradio():
     assert isinstance(space["models"], list)
 
 
+@pytest.mark.slow
 def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
     """The quick start's `python app.py`, as a user runs it: no --models, no $CIFAR_MODELS."""
     import os

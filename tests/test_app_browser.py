@@ -12,6 +12,8 @@ import pytest
 
 from cifar_cnn.data.cifar10 import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))

@@ -14,6 +14,7 @@ from cifar_cnn.models import get_recipe
 from training.train import train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["seed_cnn", "resnet_fast"])
 def test_train_save_reload_gives_identical_predictions(architecture, slice_data, tmp_path):
     recipe = get_recipe(architecture, epochs=1, batch_size=250)

@@ -15,6 +15,8 @@ from conftest import free_ports
 
 from cifar_cnn.data.cifar10 import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 WORKER = """
 import sys
 import numpy as np

@@ -79,6 +79,7 @@ def test_members_validated_on_nested_splits_share_the_smaller_one(trained_seed_c
     np.testing.assert_array_equal(y_common, y_narrow)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     trained_seed_cnn, tmp_path

@@ -397,6 +397,7 @@ def test_the_cli_reports_a_bad_folder_or_missing_member_repos_in_one_line(hub, f
     assert "tester/ens" not in hub.repos  # nothing was created before the error
 
 
+@pytest.mark.slow
 def test_every_shipped_model_round_trips_through_the_hub_exactly(hub, tmp_path):
     shipped = sorted(p.parent for p in (REPO_ROOT / "models").glob("*/model.keras"))
     assert shipped, "no shipped models"

@@ -71,6 +71,7 @@ def test_mismatched_lengths_are_refused():
         compute_metrics(one_hot_predictions(np.array([0])), np.array([0, 1]), NAMES)
 
 
+@pytest.mark.slow
 def test_cifar_evaluate_prints_the_table_writes_the_plots_and_compares(trained_seed_cnn, tmp_path):
     run = subprocess.run(
         [sys.executable, "-c", "from training.cli import evaluate_main; evaluate_main()",

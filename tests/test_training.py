@@ -49,6 +49,7 @@ def test_one_cycle_warms_up_then_decays_linearly():
     assert float(restored(60)) == pytest.approx(float(schedule(60)))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_resumes_from_the_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     command = [
@@ -98,6 +99,7 @@ def checkpoint_contents(path) -> tuple[int, list[np.ndarray]]:
         return int(np.asarray(weights["optimizer/vars/0"])), arrays
 
 
+@pytest.mark.slow
 def test_resume_restores_weights_and_optimizer_step(slice_data, tmp_path):
     small = first_images(slice_data, 300)
     first = train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path, verbose=0)
@@ -137,9 +139,7 @@ def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_we
     for trained, pretrained in zip(backbone.get_weights(), original.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, pretrained)  # frozen during the head phase
 
-    both = train(
-        recipe.replace(epochs=2), small, tmp_path / "both", verbose=0
-    )
+    both = train(recipe.replace(epochs=2), small, tmp_path / "both", verbose=0)
     both.model.load_weights(tmp_path / "both" / both.state.checkpoint / "model.weights.h5")
     fine_tuned = both.model.get_layer("backbone").get_weights()  # as after the last epoch
     changed = [
@@ -148,6 +148,7 @@ def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_we
     assert sum(changed) > len(changed) // 2  # fine-tuning moved the backbone
 
 
+@pytest.mark.slow
 def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
     small = first_images(slice_data, 300)
     report = cross_validate(get_recipe("seed_cnn", epochs=1, batch_size=100), small, tmp_path, 3)
