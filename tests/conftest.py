@@ -67,6 +67,16 @@ def trained_seed_cnn(slice_data, tmp_path_factory):
     return root / "model"
 
 
+@pytest.fixture(scope="session")
+def served(trained_seed_cnn):
+    """What the app serves in its tests: the flagship, a one-epoch seed_cnn, and a source that
+    fails to load."""
+    from webapp.serving import load_models
+
+    flagship = REPO_ROOT / "models" / "resnet_fast"
+    return load_models([str(flagship), str(trained_seed_cnn), "/srv/private/missing_model"])
+
+
 @contextlib.contextmanager
 def running_app(served):
     """The production server (app.build_app: the demo, /healthz and /metrics) under uvicorn on

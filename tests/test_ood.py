@@ -5,12 +5,14 @@ import pytest
 
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from cifar_cnn.trust.ood import (
+    LOW_CONFIDENCE,
     OutlierCheck,
     auroc,
     energy_score,
     fpr_at_tpr,
     logits_for,
     ood_scores,
+    outlier_check,
     threshold_at_tpr,
 )
 
@@ -73,3 +75,15 @@ def test_a_missing_fashion_mnist_says_how_to_get_it(tmp_path):
         load_fashion_mnist("test", folder=tmp_path)
     with pytest.raises(ValueError, match="unknown split 'val'"):
         load_fashion_mnist("val")
+
+
+def test_without_a_detector_the_top_probability_decides_the_warning(trained_seed_cnn):
+    from cifar_cnn.classifier import CifarClassifier
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config.pop("ood_detector", None)
+    view = np.full((32, 32, 3), 128, np.uint8)
+    check = outlier_check(classifier, view, np.array([0.3] + [0.7 / 9] * 9))
+    assert not check.fitted and check.threshold == LOW_CONFIDENCE and check.flagged
+    assert check.notice.startswith("Low confidence (30%): this may not be one of the 10 classes")
+    assert not outlier_check(classifier, view, np.eye(10)[0]).flagged
