@@ -41,6 +41,7 @@ from cifar_cnn.hub.layout import (
     METRICS_FILE,
     MODEL_FILE,
     MODEL_PATTERNS,
+    read_config,
     read_json,
     sha256,
 )
@@ -262,14 +263,10 @@ class CifarClassifier(
     def load_folder(cls, folder: str | os.PathLike) -> CifarClassifier:
         """Load a saved folder, checking that its files are complete and untampered."""
         folder = Path(folder)
-        config_path, model_path = folder / CONFIG_FILE, folder / MODEL_FILE
-        for required in (config_path, model_path):
-            if not required.is_file():
-                raise ValueError(f"{folder}: not a CifarClassifier folder (no {required.name})")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path}: invalid JSON ({error})") from None
+        model_path = folder / MODEL_FILE
+        if not model_path.is_file():
+            raise ValueError(f"{folder}: not a CifarClassifier folder (no {MODEL_FILE})")
+        config = read_config(folder)
         expected = config.get("model_sha256")
         if expected and sha256(model_path) != expected:
             raise ValueError(
