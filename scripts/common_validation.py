@@ -3,9 +3,9 @@
     python scripts/common_validation.py models/resnet_fast /tmp/previous/models/resnet_fast
 
 Validation accuracies measured on splits of different sizes do not compare. With one seed, a
-smaller split lies inside a larger one (`cifar_cnn.data.validation_mask`), so the smaller split's
-images were held out by every model: each model's accuracy on them (plain, no TTA) is a fair
-comparison that never touches the test set.
+smaller split lies inside a larger one (`cifar_cnn.data.cifar10.validation_mask`), so the smaller
+split's images were held out by every model: each model's accuracy on them (plain, no TTA) is a
+fair comparison that never touches the test set.
 
 Runs of one recipe differ by a few tenths of a point, a handful of the 2,000 images a 4% split
 holds; so for each pair of models it also counts the images only one of them gets right, with the

@@ -91,7 +91,7 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     output = tmp_path / "ensemble"
     ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
                    "--data", str(SLICE_PATH), "--ood", "--ood-images", "500",
-                   "--corruptions", "--corruption-images", "20"])  # fmt: skip
+                   "--corruptions", "--corruption-images", "20", "--write-members"])  # fmt: skip
     metrics = json.loads((output / "metrics.json").read_text())
     report = metrics["ood"]
     assert set(report["scores"]) == {"msp", "energy", "agreement"}
@@ -105,7 +105,8 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     assert sorted(corruptions["ranking"]["clean"]) == sorted(corruptions["models"])
     assert "## Accuracy under corruptions" in card and "| soft vote |" in card
     assert (output / "corruptions.png").stat().st_size > 10_000
-    # Each member's own folder gets what `cifar-evaluate --corruptions` would write there.
+    # With --write-members, each member's own folder gets what `cifar-evaluate --corruptions
+    # --write` would write there (without it, the members' folders are left alone: below).
     member = CifarClassifier.from_pretrained(tmp_path / "a")
     data = load_slice()
     expected = corruption_benchmark(
@@ -124,6 +125,13 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     ensemble_main([str(tmp_path / "a"), "--output", str(output), "--data", str(SLICE_PATH),
                    "--overwrite"])  # fmt: skip
     assert "ood" not in json.loads((output / "metrics.json").read_text())
+
+    # Without --write-members, the members' own folders are left as they were.
+    before = {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()}
+    ensemble_main([str(tmp_path / "b"), "--output", str(tmp_path / "other"), "--data",
+                   str(SLICE_PATH), "--corruptions", "--corruption-images", "4"])  # fmt: skip
+    assert {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()} == before
+    assert json.loads((tmp_path / "other" / "metrics.json").read_text())["corruptions"]["n"] == 4
 
 
 @pytest.mark.parametrize("reserved", ["ensemble", "soft vote"])

@@ -1,4 +1,4 @@
-"""cifar_cnn.models.architectures: the registry and the three model families."""
+"""cifar_cnn.models: the registry and the three model families."""
 
 import h5py
 import keras

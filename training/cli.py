@@ -288,7 +288,12 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
         parser,
         ood="also measure out-of-distribution detection",
         corruptions="also measure every member and the soft vote under 9 corruptions x 5 "
-        "severities on the same images; each member's table goes into its own folder",
+        "severities on the same images",
+    )
+    parser.add_argument(
+        "--write-members",
+        action="store_true",
+        help="with --corruptions: also write each member's table into its own folder",
     )
     return parser
 
@@ -309,7 +314,11 @@ def ensemble_main(argv: list[str] | None = None) -> None:
             )  # fmt: skip
         if args.corruptions:
             evaluate_ensemble_corruptions(
-                ensemble, data, args.output, args.members, args.corruption_images
+                ensemble,
+                data,
+                args.output,
+                args.members if args.write_members else None,
+                args.corruption_images,
             )
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-ensemble: error: {error}")

@@ -1,6 +1,7 @@
 """Data-parallel training on several workers with `tf.distribute.MultiWorkerMirroredStrategy`.
 
-Every worker runs the same command with its own `TF_CONFIG` (see README); worker 0 is the chief:
+Every worker runs the same command with its own `TF_CONFIG` (see docs/training.md); worker 0 is
+the chief:
 
     TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
                 "task": {"type": "worker", "index": 0}}' \

@@ -274,13 +274,14 @@ def evaluate_ensemble_corruptions(
     ensemble: CifarEnsemble,
     data: Cifar10,
     output: str | os.PathLike,
-    member_folders: list[str | os.PathLike],
+    member_folders: list[str | os.PathLike] | None = None,
     limit: int | None = None,
 ) -> dict:
     """Every member and the ensemble's soft vote on the same corrupted test images (each
-    corrupted set made once). Each member's table goes into its own folder, exactly as
-    `cifar-evaluate --corruptions` writes it; the ensemble folder gets its own table, the
-    comparison of all of them (do they rank as on clean images?) and one plot."""
+    corrupted set made once). The ensemble folder gets its own table, the comparison of all of
+    them (do they rank as on clean images?) and one plot; with `member_folders`, each member's
+    table also goes into its own folder, exactly as `cifar-evaluate --corruptions --write`
+    writes it."""
     names = list(ensemble.names)
     for reserved in (VOTE_KEY, VOTE_LABEL):
         if reserved in names:
@@ -293,7 +294,9 @@ def evaluate_ensemble_corruptions(
                 VOTE_KEY: soft_vote(members, ensemble.weights)}  # fmt: skip
 
     reports = corruption_benchmarks(_reporting_progress(predict_all), x, y)
-    for member, name, folder in zip(ensemble.members, names, member_folders, strict=True):
+    for member, name, folder in zip(
+        ensemble.members, names, member_folders or [None] * len(names), strict=True
+    ):
         _write_corruptions(member, folder, reports[name], label=name)
     report = {
         **reports[VOTE_KEY],

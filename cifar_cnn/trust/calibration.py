@@ -1,6 +1,6 @@
 """Calibration: how far a model's confidence can be trusted, and temperature scaling to fix it.
 
->>> from cifar_cnn.calibration import expected_calibration_error, fit_temperature
+>>> from cifar_cnn.trust.calibration import expected_calibration_error, fit_temperature
 >>> expected_calibration_error(probabilities, labels)           # 0 = confidence means accuracy
 >>> temperature = fit_temperature(val_probabilities, val_labels)  # on validation data only
 >>> calibrated = apply_temperature(probabilities, temperature)
