@@ -1,11 +1,12 @@
-"""Regenerate README's results tables from the shipped models' metrics.json and config.json.
+"""Regenerate the results tables from the shipped models' metrics.json and config.json.
 
-    python scripts/results_table.py            # rewrites the tables between the README markers
+    python scripts/results_table.py            # rewrites the tables between their markers
     python scripts/results_table.py --print    # prints them instead
 
-The trust table (out-of-distribution detection and accuracy under corruptions) and the
-corruption table read what `cifar-evaluate --ood --corruptions` and `cifar-ensemble ...
---corruptions` wrote into each folder; a blank cell was not measured.
+README.md holds the results table; docs/trust.md the trust table (out-of-distribution detection
+and accuracy under corruptions) and the corruption table, which read what `cifar-evaluate --ood
+--corruptions` and `cifar-ensemble ... --corruptions` wrote into each folder; a blank cell was
+not measured.
 
 Accuracy figures are read from each folder's metrics.json (written by cifar-evaluate on the
 10,000 test images); the milliseconds per image are measured now: the median of 200
@@ -16,16 +17,18 @@ import argparse
 import json
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 
 import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
+from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data import REPO_ROOT, load_slice
-from cifar_cnn.ensemble import report_label
-from cifar_cnn.files import atomic_write_text
+from cifar_cnn.data.cifar10 import REPO_ROOT, load_slice
+from cifar_cnn.voting import report_label
 
 README = REPO_ROOT / "README.md"
+TRUST_DOC = REPO_ROOT / "docs" / "trust.md"
 
 
 def milliseconds_per_image(classifier: CifarClassifier, image: np.ndarray, calls: int = 200):
@@ -69,8 +72,9 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def trust_table() -> str:
-    """OOD detection per model, and accuracy under corruptions where it was measured."""
+def trust_table(models_link: str = "models") -> str:
+    """OOD detection per model, and accuracy under corruptions where it was measured; each model
+    links to `models_link`/NAME (relative to the page the table goes in)."""
     reports = {
         path.parent.name: json.loads(path.read_text())
         for path in sorted((REPO_ROOT / "models").glob("*/metrics.json"))
@@ -102,7 +106,7 @@ def trust_table() -> str:
         if with_corruptions:
             c = metrics.get("corruptions")
             cells += [f"{100 * c['clean']:.2f}%", f"{100 * c['mean']:.2f}%"] if c else ["", ""]
-        rows.append(f"| [{name}](models/{name}) | " + " | ".join(cells) + " |")
+        rows.append(f"| [{name}]({models_link}/{name}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -138,24 +142,33 @@ def corruption_table() -> str:
     return "\n".join(rows) + "\n\n" + verdict
 
 
+def replace_between_markers(text: str, marker: str, table: str, path: Path) -> str:
+    """`text` with what lies between `<!-- marker:start -->` and `<!-- marker:end -->` replaced."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no {start} ... {end} markers")
+    block = f"{start}\n{table}\n{end}"
+    return pattern.sub(lambda _: block, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--print", action="store_true", help="print instead of editing README")
+    parser.add_argument("--print", action="store_true", help="print instead of editing the docs")
     args = parser.parse_args()
-    readme = README.read_text()
-    tables = (("results", table()), ("trust", trust_table()), ("corruptions", corruption_table()))
-    for marker, text in tables:
-        print(text)
-        if args.print:
-            continue
-        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-        if not pattern.search(readme):
-            raise SystemExit(f"{README} has no {start} ... {end} markers")
-        block = f"{start}\n{text}\n{end}"
-        readme = pattern.sub(lambda _, block=block: block, readme)
-    if not args.print:
-        atomic_write_text(README, readme)
+    pages = {
+        README: [("results", table())],
+        # docs/trust.md sits one folder down: its links to the model folders start with ../
+        TRUST_DOC: [("trust", trust_table("../models")), ("corruptions", corruption_table())],
+    }
+    for path, tables in pages.items():
+        text = path.read_text()
+        for marker, body in tables:
+            print(body)
+            if not args.print:
+                text = replace_between_markers(text, marker, body, path)
+        if not args.print:
+            atomic_write_text(path, text)
 
 
 if __name__ == "__main__":
