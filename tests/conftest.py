@@ -19,6 +19,12 @@ SHARED_ARCHIVE = SHARED / "data" / "cifar-10-python.tar.gz"
 SHARED_MOBILENET = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first (their order kept): with two processes, the longest runs start at
+    once and the short ones fill in around them, so neither process ends long after the other."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def free_ports(count: int = 1) -> list[int]:
     """`count` distinct TCP ports on 127.0.0.1 that are free right now."""
     import socket

@@ -158,6 +158,7 @@ def shipped_files() -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", runnable_blocks())
 def test_code_block_runs_on_a_fresh_clone(block: CodeBlock, tmp_path):
     clone = fresh_clone(tmp_path / "clone")
