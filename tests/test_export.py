@@ -1,5 +1,5 @@
-"""cifar_cnn.export and cifar-export: TF Serving SavedModels and TFLite files that answer as the
-Keras model does, on the shipped flagship and test slice."""
+"""cifar_cnn.export and cifar-export: TF Serving SavedModels, TFLite and ONNX files that answer as
+the Keras model does, on the shipped models and test slice."""
 
 import io
 import shutil
@@ -14,7 +14,13 @@ from PIL import Image
 
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
-from cifar_cnn.export import TFLiteClassifier, export_saved_model, export_tflite
+from cifar_cnn.export import (
+    ONNXClassifier,
+    TFLiteClassifier,
+    export_onnx,
+    export_saved_model,
+    export_tflite,
+)
 from training.cli import export_main
 
 FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
@@ -72,7 +78,7 @@ def test_serve_bytes_decodes_every_common_format(flagship, saved_model, slice_da
 @pytest.mark.parametrize("size", [(120, 90), (20, 24)])  # shrunk (area) and enlarged (bicubic)
 def test_encoded_photos_are_cropped_and_resized_in_the_graph_like_the_library(slice_data, size):
     from cifar_cnn.data.images import to_model_input
-    from cifar_cnn.export import decode_to_model_input
+    from cifar_cnn.export.graph import decode_to_model_input
 
     photo = np.asarray(Image.fromarray(slice_data.x_test[1]).resize(size, Image.Resampling.BICUBIC))
     in_graph = decode_to_model_input(tf.constant(png_bytes(photo))).numpy().astype(float)
@@ -117,12 +123,27 @@ def test_int8_needs_representative_images(flagship, tmp_path):
         export_tflite(flagship, tmp_path / "m.tflite", "int8")
 
 
-def test_cifar_export_command_writes_both_formats(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["resnet_fast", "mobilenet_transfer"])
+def test_onnx_answers_like_the_keras_model(name, slice_data, tmp_path):
+    # resnet_fast's GELU needs erfc, which ONNX lacks; mobilenet_transfer nests a model.
+    classifier = CifarClassifier.from_pretrained(REPO_ROOT / "models" / name)
+    path = export_onnx(classifier, tmp_path / f"{name}.onnx")
+    expected = classifier.predict(slice_data.x_test)  # calibrated, as the app shows them
+    onnx = ONNXClassifier(path).predict(slice_data.x_test)
+    assert onnx.shape == expected.shape and onnx.dtype == np.float32
+    assert np.abs(onnx - expected).max() < 1e-4
+    assert np.mean(onnx.argmax(1) == expected.argmax(1)) >= 0.999
+
+
+def test_cifar_export_command_writes_every_format(tmp_path, capsys, slice_data):
     export_main([str(FLAGSHIP), str(tmp_path / "serving" / "1")])
     assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()
     export_main([str(FLAGSHIP), str(tmp_path / "m.tflite"), "--format", "tflite",
                  "--quantization", "int8", "--data", str(SLICE_PATH),
                  "--representative-images", "100"])  # fmt: skip
     assert (tmp_path / "m.tflite").is_file() and "Wrote" in capsys.readouterr().out
+    export_main([str(REPO_ROOT / "models" / "seed_cnn"), str(tmp_path / "m.onnx"),
+                 "--format", "onnx"])  # fmt: skip
+    assert ONNXClassifier(tmp_path / "m.onnx").predict(slice_data.x_test[:2]).shape == (2, 10)
     with pytest.raises(SystemExit, match="cifar-export: error: .*already exists"):
         export_main([str(FLAGSHIP), str(tmp_path / "serving" / "1")])

@@ -28,7 +28,13 @@ from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import Cifar10, DataError, load_cifar10
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
-from cifar_cnn.export import export_saved_model, export_tflite
+from cifar_cnn.export import (
+    FORMATS,
+    QUANTIZATIONS,
+    export_onnx,
+    export_saved_model,
+    export_tflite,
+)
 from cifar_cnn.models import Recipe, get_recipe, list_models
 from training.distributed import is_chief, make_strategy, train_distributed
 from training.evaluate import (
@@ -327,18 +333,20 @@ def ensemble_main(argv: list[str] | None = None) -> None:
 def build_export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifar-export",
-        description="Export a saved model for TensorFlow Serving (SavedModel) or TFLite.",
+        description="Export a saved model for TensorFlow Serving (SavedModel), TFLite or ONNX.",
     )
     parser.add_argument(
         "model", help="model folder, Hub repo id (owner/name[@revision]) or registry name"
     )
     parser.add_argument(
-        "output", type=Path, help="SavedModel version folder (e.g. serving/cifar10/1) or .tflite"
+        "output",
+        type=Path,
+        help="SavedModel version folder (e.g. serving/cifar10/1), .tflite or .onnx file",
     )
-    parser.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    parser.add_argument("--format", choices=FORMATS, default="saved_model")
     parser.add_argument(
         "--quantization",
-        choices=["float32", "float16", "int8"],
+        choices=QUANTIZATIONS,
         default="float16",
         help="TFLite only; int8 calibrates on --representative-images training images",
     )
@@ -353,6 +361,8 @@ def export_main(argv: list[str] | None = None) -> None:
         classifier = CifarClassifier.from_pretrained(args.model)
         if args.format == "saved_model":
             path = export_saved_model(classifier, args.output)
+        elif args.format == "onnx":
+            path = export_onnx(classifier, args.output)
         else:
             representative = None
             if args.quantization == "int8":
