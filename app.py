@@ -22,8 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
-from cifar_cnn.explain.gradcam import COLORMAPS, METHODS
-from cifar_cnn.explain.probing import spatial_layers
+from cifar_cnn.explain.gradcam import COLORMAPS, METHODS, cam_layers
 from cifar_cnn.trust.corruptions import CORRUPTIONS
 from webapp import events
 from webapp.history import HISTORY_COLUMNS, add_to_history
@@ -112,7 +111,7 @@ def ensemble_tab(page: Page) -> None:
     button.click(ensemble, [image], [table, soft, summary], api_name="ensemble", preprocess=False)
 
 
-def gradcam_tab(page: Page) -> None:
+def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
     @page.observed("gradcam")
     @image_handler
     def gradcam(image, model, class_name, layer, method, opacity, colormap):
@@ -125,14 +124,10 @@ def gradcam_tab(page: Page) -> None:
             opacity=float(opacity),
             colormap=colormap,
         )
-        caption = (
-            f"Grad-CAM of **{result.explained_class}** ({100 * result.probability:.0f}%) at layer "
-            f"`{result.layer}`; the model predicts **{result.predicted_class}**."
-        )
-        return page.outputs.image_file(result.overlay), caption
+        return page.outputs.image_file(result.overlay), result.caption
 
     def layers_of(model):
-        choices = spatial_layers(page.served.get(model).model)
+        choices = cam_layers(page.served.get(model).model) if model else []
         return gr.Dropdown(choices=["", *choices], value="")
 
     with gr.Row():
@@ -154,6 +149,7 @@ def gradcam_tab(page: Page) -> None:
             caption = gr.Markdown()
     gr.Examples(EXAMPLES, inputs=image)
     model.change(layers_of, [model], [layer], api_name=False)
+    demo.load(layers_of, [model], [layer], api_name=False)  # the default model's, at once
     button.click(
         gradcam,
         [image, model, class_name, layer, method, opacity, colormap],
@@ -191,16 +187,12 @@ def robustness_tab(page: Page) -> None:
     def robustness(image, model, corruption, severity):
         result = events.robustness(page.served.get(model), image, corruption, int(severity))
         explanation, c = result.explanation, result.classification
-        caption = (
-            f"Grad-CAM of **{explanation.predicted_class}** "
-            f"({100 * explanation.probability:.0f}%) on the corrupted view."
-        )
         return (
             page.outputs.image_file(result.corrupted),
             c.top,
             c.notice,
             page.outputs.image_file(explanation.overlay),
-            caption,
+            explanation.caption + " (on the corrupted view)",
         )
 
     gr.Markdown(
@@ -322,7 +314,7 @@ def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Block
         with gr.Tab("Ensemble"):
             ensemble_tab(page)
         with gr.Tab("Grad-CAM"):
-            gradcam_tab(page)
+            gradcam_tab(page, demo)
         with gr.Tab("Compare"):
             compare_tab(page)
         with gr.Tab("Robustness"):

@@ -7,7 +7,7 @@ import pytest
 from bench.gradcam_faithfulness import occlusion_check
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT
-from cifar_cnn.explain.gradcam import GradCam, default_layer, overlay_heatmap
+from cifar_cnn.explain.gradcam import GradCam, cam_layers, default_layer, overlay_heatmap
 from cifar_cnn.explain.probing import spatial_layers
 from cifar_cnn.models import create_model
 
@@ -70,8 +70,22 @@ def test_works_on_a_sequential_model(slice_data):
     assert result.layer == "conv" and result.heatmap.shape == (32, 32)
 
 
+@pytest.mark.parametrize("name", ["seed_cnn", "resnet_fast", "mobilenet_transfer"])
+def test_every_offered_layer_explains_and_preprocessing_layers_are_not_offered(
+    models, name, slice_data
+):
+    layers = cam_layers(models[name])
+    assert not {"standardize", "upsample", "mobilenet_preprocess"} & set(layers)
+    assert default_layer(models[name]) in layers
+    for layer in (layers[0], layers[len(layers) // 2]):
+        heatmap = GradCam(models[name], layer).explain(slice_data.x_test[0]).heatmap
+        assert np.isfinite(heatmap).all() and heatmap.max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no Grad-CAM at layer"):
+        GradCam(models[name], spatial_layers(models[name])[0])
+
+
 def test_bad_layer_class_and_method_are_refused(models, slice_data):
-    with pytest.raises(ValueError, match="not a spatial layer"):
+    with pytest.raises(ValueError, match="no Grad-CAM at layer 'dense'"):
         GradCam(models["seed_cnn"], layer="dense")
     cam = GradCam(models["seed_cnn"])
     with pytest.raises(ValueError, match="class index must be in 0..9"):

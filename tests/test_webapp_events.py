@@ -65,6 +65,12 @@ def test_explain_lays_a_non_uniform_heat_over_the_picture(served):
     other = events.explain(served.get("resnet_fast"), str(SHIP), class_name="cat")
     assert other.explained_class == "cat" and not np.array_equal(other.overlay, result.overlay)
     assert result.overlay.std() > 10
+    assert result.caption.startswith("Grad-CAM of **ship**") and "almost no" not in result.caption
+    faint = events.explain(
+        served.get("resnet_fast"), str(SHIP), class_name="cat", method="gradcam++"
+    )
+    assert faint.probability < events.FAINT  # the flagship gives the ship's picture ~0% cat
+    assert faint.caption.startswith("Grad-CAM++ of **cat** (0%)") and "almost no" in faint.caption
     with pytest.raises(ValueError, match="unknown class 'unicorn'"):
         events.explain(served.get("resnet_fast"), str(SHIP), class_name="unicorn")
 

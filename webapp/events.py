@@ -30,6 +30,9 @@ from webapp.serving import ServedModels
 #: How many classes the app shows unless the visitor asks for more or fewer.
 TOP_K = 5
 DISPLAY_SIZE = 256
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+#: Below this probability of the explained class, a caption warns that the map is weak evidence.
+FAINT = 0.01
 
 
 def model_view(image: ImageLike) -> tuple[Image.Image, np.ndarray]:
@@ -136,6 +139,22 @@ class Explanation:
     predicted_class: str
     probability: float  # calibrated probability of the explained class
     layer: str
+    method: str  # "gradcam" or "gradcam++"
+
+    @property
+    def caption(self) -> str:
+        """What the overlay shows, in words (markdown)."""
+        text = (
+            f"{METHOD_NAMES[self.method]} of **{self.explained_class}** "
+            f"({100 * self.probability:.0f}%) at layer `{self.layer}`; the model predicts "
+            f"**{self.predicted_class}**."
+        )
+        if self.probability < FAINT:
+            text += (
+                " The model gives this class almost no probability: the map shows where what "
+                "little evidence there is for it lies, scaled to full strength like any other."
+            )
+        return text
 
 
 def explain(
@@ -168,6 +187,7 @@ def explain(
         predicted_class=names[int(probabilities.argmax())],
         probability=float(probabilities[result.class_index]),
         layer=result.layer,
+        method=method,
     )
 
 

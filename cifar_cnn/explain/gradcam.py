@@ -45,6 +45,16 @@ class CamResult:
     layer: str
 
 
+def cam_layers(model: keras.Model) -> list[str]:
+    """The layers a CAM can be computed at: the spatial layers from the first one with weights
+    on. The input's preprocessing before it (scaling, resizing) has no gradient to show."""
+    paths = spatial_layers(model)
+    first = next((i for i, p in enumerate(paths) if resolve_layer(model, p)[-1].weights), None)
+    if first is None:
+        raise ValueError(f"model {model.name!r} has no spatial layer with weights")
+    return paths[first:]
+
+
 def default_layer(model: keras.Model) -> str:
     """The last convolution, BatchNorm or activation layer with a spatial output, after pooling
     and dropout are skipped: the usual Grad-CAM layer (found inside a nested backbone too)."""
@@ -67,10 +77,10 @@ class GradCam:
     def __init__(self, model: keras.Model, layer: str | None = None):
         self.model = model
         self.layer = layer or default_layer(model)
-        if self.layer not in spatial_layers(model):
+        if self.layer not in cam_layers(model):
             raise ValueError(
-                f"layer {self.layer!r} is not a spatial layer of {model.name!r}; choose one of "
-                f"{', '.join(spatial_layers(model))}"
+                f"no Grad-CAM at layer {self.layer!r} of {model.name!r}; choose one of "
+                f"{', '.join(cam_layers(model))}"
             )
         self._forward = activations_and_logits(model, self.layer)
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
