@@ -61,6 +61,22 @@ def test_model_card_has_model_index_and_measured_accuracy(trained_seed_cnn):
     assert "pytest fixture" in card  # the reproducing command
     assert "| cat |" in card and "94.2%" in card
     assert "expected calibration error after temperature scaling" in card
+    assert "- uoft-cs/cifar10" in card and "## Citations" in card and "http" not in card
+
+
+def test_a_card_rendered_for_a_repo_names_it_and_sources_its_results(trained_seed_cnn):
+    from huggingface_hub import ModelCard
+
+    from cifar_cnn.report.model_card import render_model_card
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    card = render_model_card(classifier.config, classifier.metrics, repo_id="me/cifar10-seed")
+    assert 'from_pretrained("me/cifar10-seed")' in str(card)
+    results = ModelCard(str(card)).data.eval_results
+    assert {r.dataset_type for r in results} == {"uoft-cs/cifar10"}
+    assert {r.source_url for r in results} == {
+        "https://huggingface.co/me/cifar10-seed/blob/main/metrics.json"
+    }
 
 
 def test_temperature_fitted_on_validation_scales_predict_but_not_the_ranking(

@@ -100,5 +100,9 @@ SPEC = register(
             "classifier head, head-trained on the frozen backbone, then fine-tuned."
         ),
         claim="96%",
+        citations=(
+            "Andrew G. Howard et al., *MobileNets: Efficient Convolutional Neural Networks for "
+            "Mobile Vision Applications*, 2017, arXiv:1704.04861.",
+        ),
     )
 )

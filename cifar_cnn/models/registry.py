@@ -84,6 +84,7 @@ class ModelSpec:
         title, description: the model card's heading and first paragraph.
         claim: the original design's accuracy claim for this kind of model, shown on the card.
         hub_repo: the Hub repo holding the published weights ("owner/name@revision"), if any.
+        citations: the works the model builds on, as its card cites them.
         fitted_options: options a builder takes from the training images (such as resnet_fast's
             whitening filters): `fitted_options(x_train) -> dict`.
     """
@@ -95,6 +96,7 @@ class ModelSpec:
     description: str
     claim: str | None = None
     hub_repo: str | None = None
+    citations: tuple[str, ...] = ()
     fitted_options: Callable[[np.ndarray], dict[str, Any]] | None = None
 
     @property

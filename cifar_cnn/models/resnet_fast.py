@@ -159,6 +159,10 @@ SPEC = register(
             "learning rate, label smoothing and Lookahead on an average of the weights."
         ),
         claim="94.2%",
+        citations=(
+            "Keller Jordan, *94% on CIFAR-10 in 3.29 Seconds on a Single GPU*, 2024, "
+            "arXiv:2404.00498 (airbench).",
+        ),
         fitted_options=lambda x_train: {"whitening_images": x_train[:WHITENING_SAMPLE]},
     )
 )

@@ -16,34 +16,60 @@ from cifar_cnn.voting import report_label
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE_PATH = TEMPLATES / "model_card.md"
 ENSEMBLE_TEMPLATE = TEMPLATES / "ensemble_card.md"
-PROJECT_URL = "https://github.com/cifar-cnn/cifar-cnn"
+#: The Hub's CIFAR-10 dataset.
+DATASET_ID = "uoft-cs/cifar10"
+#: What every card cites: the data, and the methods behind its trust sections.
+CITATIONS = {
+    "cifar10": "Alex Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, 2009 "
+    "(CIFAR-10).",
+    "gradcam": "Ramprasaath R. Selvaraju et al., *Grad-CAM: Visual Explanations from Deep "
+    "Networks via Gradient-based Localization*, ICCV 2017, arXiv:1610.02391.",
+    "ood": "Dan Hendrycks and Kevin Gimpel, *A Baseline for Detecting Misclassified and "
+    "Out-of-Distribution Examples in Neural Networks*, ICLR 2017, arXiv:1610.02136 (top "
+    "probability); Weitang Liu et al., *Energy-based Out-of-distribution Detection*, NeurIPS "
+    "2020, arXiv:2010.03759 (energy score).",
+    "corruptions": "Dan Hendrycks and Thomas Dietterich, *Benchmarking Neural Network Robustness "
+    "to Common Corruptions and Perturbations*, ICLR 2019, arXiv:1903.12261 (CIFAR-10-C).",
+    "calibration": "Chuan Guo et al., *On Calibration of Modern Neural Networks*, ICML 2017, "
+    "arXiv:1706.04599 (temperature scaling).",
+}
 
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def test_accuracy_result(name: str, accuracy: float) -> EvalResult:
-    """A model-index entry: accuracy on the CIFAR-10 test split, as the Hub displays it."""
+def test_accuracy_result(name: str, accuracy: float, repo_id: str | None = None) -> EvalResult:
+    """A model-index entry: accuracy on the CIFAR-10 test split, as the Hub displays it; once the
+    repo is known, its source is the repo's own metrics.json, which `cifar-evaluate` wrote."""
+    source = (
+        {"source_name": "cifar-evaluate (metrics.json)",
+         "source_url": f"https://huggingface.co/{repo_id}/blob/main/metrics.json"}
+        if repo_id else {}
+    )  # fmt: skip
     return EvalResult(
         task_type="image-classification",
         task_name="Image Classification",
-        dataset_type="cifar10",
+        dataset_type=DATASET_ID,
         dataset_name="CIFAR-10",
         dataset_split="test",
         metric_type="accuracy",
         metric_name=name,
         metric_value=round(accuracy, 4),
+        **source,
     )
 
 
 def card_data(
-    config: dict[str, Any], metrics: dict[str, Any] | None, model_name: str
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    model_name: str,
+    repo_id: str | None = None,
 ) -> ModelCardData:
     results = []
     if metrics:
         results = [
-            test_accuracy_result(name, metrics[key]["accuracy"])
+            test_accuracy_result(name, metrics[key]["accuracy"], repo_id)
             for key, name in (("plain", "accuracy"), ("flip_tta", "accuracy with flip TTA"))
         ]
     return ModelCardData(
@@ -51,7 +77,7 @@ def card_data(
         library_name="keras",
         license="mit",
         pipeline_tag="image-classification",
-        datasets=["cifar10"],
+        datasets=[DATASET_ID],
         metrics=["accuracy"],
         tags=["cifar10", "image-classification", "keras", "cifar_cnn", config["architecture"]],
         eval_results=results or None,
@@ -73,7 +99,7 @@ def render_model_card(
     kwargs: dict[str, Any] = {
         "title": title,
         "description": description,
-        "project_url": PROJECT_URL,
+        "citations": [*(spec.citations if spec else ()), *CITATIONS.values()],
         "class_list": ", ".join(config["class_names"]),
         "load_id": repo_id or config.get("repo_id") or f"path/to/{architecture}",
         "resize_rule": config["input"]["resize"],
@@ -124,7 +150,7 @@ def render_model_card(
     else:
         kwargs.update(val_accuracy="n/a", validation_fraction="n/a")
     return ModelCard.from_template(
-        card_data(config, metrics, title), template_path=str(TEMPLATE_PATH), **kwargs
+        card_data(config, metrics, title, repo_id), template_path=str(TEMPLATE_PATH), **kwargs
     )
 
 
@@ -246,7 +272,7 @@ def render_ensemble_card(
         kwargs.update(_ood_fields(metrics.get("ood")))
         kwargs.update(_ensemble_corruption_fields(metrics.get("corruptions")))
     results = (
-        [test_accuracy_result("accuracy (soft vote)", metrics["soft"]["accuracy"])]
+        [test_accuracy_result("accuracy (soft vote)", metrics["soft"]["accuracy"], repo_id)]
         if metrics
         else None
     )
@@ -255,7 +281,7 @@ def render_ensemble_card(
         library_name="keras",
         license="mit",
         pipeline_tag="image-classification",
-        datasets=["cifar10"],
+        datasets=[DATASET_ID],
         tags=["cifar10", "image-classification", "cifar_cnn", "ensemble"],
         eval_results=results,
     )
