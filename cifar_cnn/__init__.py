@@ -15,7 +15,7 @@ The library, by concept (each a subpackage or module):
 - `explain`: Grad-CAM, feature maps, layer probing.
 - `trust`: calibration, out-of-distribution detection, corruptions.
 - `report`: metrics, plots, model cards.
-- `export`: SavedModel (TensorFlow Serving) and TFLite.
+- `export`: SavedModel (TensorFlow Serving), TFLite and ONNX.
 """
 
 import os

@@ -67,7 +67,7 @@ class CifarClassifier(
     Args:
         model: the Keras model.
         config: JSON-serialisable description (architecture, class names, recipe, ...). Missing
-            keys are filled in; see `describe()`.
+            keys are filled in (architecture, class names, the input and output contract).
     """
 
     def __init__(self, model: keras.Model, config: dict[str, Any] | None = None):
@@ -103,7 +103,7 @@ class CifarClassifier(
 
     @property
     def temperature(self) -> float | None:
-        """The calibration temperature fitted on validation data, if any (see calibration.py)."""
+        """The calibration temperature fitted on validation data, if any (see trust.calibration)."""
         return (self.config.get("calibration") or {}).get("temperature")
 
     def predict(

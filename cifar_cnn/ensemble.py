@@ -82,6 +82,8 @@ class CifarEnsemble:
         self.class_names = members[0].class_names
         self.metrics: dict[str, Any] | None = None
         self.config: dict[str, Any] = {}  # the loaded config.json's other keys (OOD detector...)
+        # Which members `from_pretrained` downloaded from the Hub (their sources are repo ids).
+        self.from_hub = [False] * len(members)
 
     def member_probabilities(self, images: ImageLike | list[ImageLike], **kwargs) -> np.ndarray:
         """(M, N, C): each member's (calibrated) probabilities for a batch."""
@@ -110,9 +112,13 @@ class CifarEnsemble:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sources = [
-            self._source_from(folder, name, member, source)
-            for name, member, source in zip(
-                self.names, self.members, self.sources or [None] * len(self.members), strict=True
+            self._source_from(folder, name, member, source, from_hub)
+            for name, member, source, from_hub in zip(
+                self.names,
+                self.members,
+                self.sources or [None] * len(self.members),
+                self.from_hub,
+                strict=True,
             )
         ]
         config = {
@@ -130,13 +136,14 @@ class CifarEnsemble:
         if self.metrics is not None:
             atomic_write_text(folder / METRICS_FILE, json.dumps(self.metrics, indent=2))
         atomic_write_text(folder / CARD_FILE, str(render_ensemble_card(config, self.metrics)))
-        self.sources = sources
 
     @staticmethod
-    def _source_from(folder: Path, name: str, member: CifarClassifier, source: str | None) -> str:
-        """How `folder` refers to `member`: its current source if that still reaches it from
-        there, else a copy saved under members/NAME/."""
-        if source is not None and "/" in source and is_hub_reference(source):
+    def _source_from(
+        folder: Path, name: str, member: CifarClassifier, source: str | None, from_hub: bool
+    ) -> str:
+        """How `folder` refers to `member`: the repo id it was downloaded by, its folder's path
+        if that still reaches it from `folder`, else a copy saved under members/NAME/."""
+        if from_hub and source is not None:
             return source  # "owner/name@revision" loads the same from anywhere
         loaded_from = member.source_dir.resolve() if member.source_dir else None
         if source is not None and (folder / source).resolve() == loaded_from:
@@ -158,10 +165,11 @@ class CifarEnsemble:
             raise ValueError(
                 f"{folder / CONFIG_FILE}: not an ensemble config (type is not 'ensemble')"
             )
-        members, sources = [], []
+        members, sources, from_hub = [], [], []
         for member in config["members"]:
             source = member["source"]
             local = folder / source
+            from_hub.append(not local.is_dir())
             if local.is_dir():
                 members.append(CifarClassifier.from_pretrained(local.resolve()))
             elif is_hub_reference(source):
@@ -180,6 +188,7 @@ class CifarEnsemble:
             voting=config.get("voting", "soft"),
             sources=sources,
         )
+        ensemble.from_hub = from_hub
         ensemble.config = {
             k: v
             for k, v in config.items()

@@ -209,9 +209,12 @@ def test_the_pushed_card_names_the_repo_and_the_commit_names_the_run(
     metadata = card.data.to_dict()
     assert metadata["library_name"] == "keras"
     assert metadata["pipeline_tag"] == "image-classification"
-    assert "cifar10" in metadata["datasets"]
+    assert metadata["datasets"] == ["uoft-cs/cifar10"]  # the Hub's CIFAR-10
     results = metadata["model-index"][0]["results"][0]
-    assert results["dataset"]["type"] == "cifar10" and results["metrics"][0]["type"] == "accuracy"
+    assert results["dataset"]["type"] == "uoft-cs/cifar10"
+    assert results["metrics"][0]["type"] == "accuracy"
+    # The results' source: the pushed repo's own metrics.json.
+    assert results["source"]["url"].endswith("/tester/cifar10-seed/blob/main/metrics.json")
     assert 'CifarClassifier.from_pretrained("tester/cifar10-seed")' in card.text
     # The card was re-rendered on a copy: the user's folder still has its own.
     assert "tester/cifar10-seed" not in (folders["old"] / "README.md").read_text()

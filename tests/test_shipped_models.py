@@ -65,6 +65,10 @@ def test_the_shipped_ensemble_saved_elsewhere_reloads_bit_for_bit(slice_data, tm
     # Saved again where it stands, it keeps referring to its members: nothing is copied twice.
     copy.save_pretrained(tmp_path / "ensemble")
     assert CifarEnsemble.from_pretrained(tmp_path / "ensemble").sources == copy.sources
+    # And a copy of the copy, elsewhere, is whole too.
+    copy.save_pretrained(tmp_path / "again")
+    again = CifarEnsemble.from_pretrained(tmp_path / "again")
+    np.testing.assert_array_equal(again.predict(images), shipped.predict(images))
 
 
 def test_an_ensemble_member_that_cannot_be_found_is_a_clear_error(tmp_path):

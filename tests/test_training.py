@@ -209,3 +209,18 @@ def test_missing_data_is_one_line_naming_the_flag(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"no such file.*Pass --data PATH .*cifar10_slice\.npz"):
         train_main(["--model", "seed_cnn", "--data", "missing.tar.gz"])
+
+
+def test_a_replaced_model_folder_keeps_nothing_of_the_old_one(tmp_path):
+    from training.model_folder import replace_folder
+
+    old, new = tmp_path / "model", tmp_path / ".tmp-model"
+    old.mkdir()
+    (old / "metrics.json").write_text("old")  # a result the new model does not have
+    (old / "config.json").write_text("old")
+    new.mkdir()
+    (new / "config.json").write_text("new")
+    replace_folder(new, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in old.iterdir()] == ["config.json"]
+    assert (old / "config.json").read_text() == "new"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data.cifar10 import Cifar10, DataError, load_cifar10
+from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, DataError, find_cifar10, load_cifar10
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
 from cifar_cnn.export import (
     FORMATS,
@@ -49,20 +50,17 @@ from training.model_folder import build_ensemble, code_version, save_trained_mod
 from training.train import cross_validate, train
 
 _RECIPE_FLAGS = [f for f in dataclasses.fields(Recipe) if f.name not in ("model", "model_options")]
-#: Where the command lines look for CIFAR-10 when --data is not given and the library's own
-#: search finds nothing: the project's machines keep the archive there.
-SHARED_DATA = Path("../shared/data/cifar-10-python.tar.gz")
+#: Where the command lines look for CIFAR-10 when neither --data nor $CIFAR10_PATH says and the
+#: library's own search finds nothing: the project's machines keep the archive beside the clone.
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar-10-python.tar.gz"
 RUNS = Path("runs")
 
 
 def load_data(path: str | None) -> Cifar10:
-    """CIFAR-10 from --data, else the library's search, else ../shared/data; a DataError whose
-    message names the flag to pass."""
-    if path is None and SHARED_DATA.is_file():
-        try:
-            return load_cifar10(None, download=False)
-        except DataError:
-            path = str(SHARED_DATA)
+    """CIFAR-10 from --data, else $CIFAR10_PATH, else the library's search, else ../shared/data;
+    a DataError whose message names the flag to pass."""
+    if path is None and not os.environ.get("CIFAR10_PATH") and find_cifar10() is None:
+        path = str(SHARED_DATA) if SHARED_DATA.is_file() else None
     try:
         return load_cifar10(path)
     except DataError as error:
@@ -319,12 +317,13 @@ def ensemble_main(argv: list[str] | None = None) -> None:
                 args.ood_images,
             )  # fmt: skip
         if args.corruptions:
+            member_folders = None
+            if args.write_members:
+                if not all(Path(member).is_dir() for member in args.members):
+                    raise ValueError("--write-members needs every member given as a folder")
+                member_folders = [member.source_dir for member in ensemble.members]
             evaluate_ensemble_corruptions(
-                ensemble,
-                data,
-                args.output,
-                args.members if args.write_members else None,
-                args.corruption_images,
+                ensemble, data, args.output, member_folders, args.corruption_images
             )
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-ensemble: error: {error}")

@@ -181,6 +181,10 @@ def train_distributed(
                 lookahead.on_train_batch_end(steps)
             steps += 1
         average_moving_statistics()
+        if lookahead is not None:
+            # The averaged BatchNorm statistics differ from each worker's own: the moving
+            # average starts from them, as it starts from the weights after a checkpoint.
+            lookahead.on_train_begin()
         probabilities = model.predict(x_val, batch_size=500, verbose=0)
         val_accuracy = float(np.mean(probabilities.argmax(1) == y_val))
         epoch.assign(current + 1)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import tensorflow as tf
 
+from cifar_cnn.atomic import temporary_sibling
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, split_validation
 from cifar_cnn.ensemble import CifarEnsemble
@@ -75,7 +77,9 @@ def save_trained_model(
 
     `code` is the git commit the training ran from (default: the checkout's commit now)."""
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    staging = temporary_sibling(output)  # complete before it replaces anything
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     _, _, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
     )
@@ -108,15 +112,30 @@ def save_trained_model(
     )
     classifier.history = result.state.history
     classifier.config["calibration"] = calibrate_on_validation(classifier, x_val, y_val)
-    classifier.save_pretrained(output)
+    classifier.save_pretrained(staging)
     plot_learning_curves(
         result.state.history,
-        output / "learning_curves.png",
+        staging / "learning_curves.png",
         title=f"{recipe.model}: learning curves",
     )
     if evaluate:
-        evaluate_and_report(classifier, data, output, errors=True)
+        evaluate_and_report(classifier, data, staging, errors=True)
+    replace_folder(staging, output)
+    classifier.source_dir = output
     return classifier
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the folder `new` where `old` is: a replaced folder keeps no file of its own (stale
+    metrics or plots would be read as the new model's), and `old` is never half-written."""
+    if old.exists():
+        trash = old.with_name(f".old-{os.getpid()}-{old.name}")
+        os.replace(old, trash)
+        os.replace(new, old)
+        shutil.rmtree(trash)
+    else:
+        old.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(new, old)
 
 
 def calibrate_on_validation(classifier: CifarClassifier, x_val, y_val) -> dict:
@@ -166,9 +185,7 @@ def build_ensemble(
     ensemble = CifarEnsemble(members, weights=weights)
     ensemble.metrics = evaluate_ensemble(ensemble, data.x_test, data.y_test)
     output.mkdir(parents=True, exist_ok=True)
-    sources = [
-        os.path.relpath(Path(folder).resolve(), output.resolve()) for folder in member_folders
-    ]
+    sources = [os.path.relpath(m.source_dir.resolve(), output.resolve()) for m in members]
     ensemble.sources = sources
     ensemble.metrics.update(_kept_results(output, ensemble))
     ensemble.save_pretrained(output)

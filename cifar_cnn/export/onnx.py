@@ -27,6 +27,7 @@ import tensorflow as tf
 import tf2onnx
 
 from cifar_cnn.atomic import atomic_write_bytes
+from cifar_cnn.data.images import ImageLike, to_model_input
 from cifar_cnn.export.graph import IMAGE_SIZE, calibrated
 
 #: ONNX opset 17 (2022): onnxruntime 1.13 and later run it.
@@ -90,6 +91,9 @@ class ONNXClassifier:
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        batch = np.asarray(images, np.uint8)
-        return self.session.run([self.output], {self.input: batch})[0]
+    def predict(self, images: ImageLike | list[ImageLike]) -> np.ndarray:
+        """Probabilities: (10,) for one image, (N, 10) for a batch; images as `predict` takes
+        them (paths, bytes, PIL images, arrays of any size)."""
+        batch, single = to_model_input(images)
+        probabilities = self.session.run([self.output], {self.input: batch})[0]
+        return probabilities[0] if single else probabilities

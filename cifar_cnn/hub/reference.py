@@ -47,7 +47,7 @@ def parse_reference(text: str | os.PathLike) -> HubReference:
 def is_hub_reference(text: str | os.PathLike) -> bool:
     """Whether `text` reads as a Hub repo id rather than a local path (it need not exist)."""
     text = str(text)
-    if text.startswith((".", "/", "~")):
+    if text.startswith((".", "/", "~")) or Path(text).exists():
         return False
     try:
         parse_reference(text)
