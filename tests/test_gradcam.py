@@ -77,9 +77,8 @@ def test_every_offered_layer_explains_and_preprocessing_layers_are_not_offered(
     layers = cam_layers(models[name])
     assert not {"standardize", "upsample", "mobilenet_preprocess"} & set(layers)
     assert default_layer(models[name]) in layers
-    for layer in (layers[0], layers[len(layers) // 2]):
-        heatmap = GradCam(models[name], layer).explain(slice_data.x_test[0]).heatmap
-        assert np.isfinite(heatmap).all() and heatmap.max() == pytest.approx(1.0)
+    heatmap = GradCam(models[name], layers[0]).explain(slice_data.x_test[0]).heatmap  # the edge
+    assert np.isfinite(heatmap).all() and heatmap.max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no Grad-CAM at layer"):
         GradCam(models[name], spatial_layers(models[name])[0])
 
