@@ -4,7 +4,6 @@ card), and from saved models to an ensemble folder."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from cifar_cnn.atomic import temporary_sibling
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, split_validation
 from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.hub.layout import CONFIG_FILE, METRICS_FILE
+from cifar_cnn.hub.layout import METRICS_FILE, read_config, read_json
 from cifar_cnn.models import Recipe
 from cifar_cnn.report.metrics import evaluate_ensemble
 from cifar_cnn.report.plots import plot_learning_curves
@@ -83,10 +82,6 @@ def save_trained_model(
     _, _, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
     )
-    recipe_dict = recipe.to_dict()
-    recipe_dict["model_options"] = {
-        k: v for k, v in recipe_dict["model_options"].items() if k != "whitening_images"
-    }
     classifier = CifarClassifier(
         result.model,
         config={
@@ -94,7 +89,7 @@ def save_trained_model(
             "parameters": int(result.model.count_params()),
             "has_history": True,
             "training": {
-                "recipe": recipe_dict,
+                "recipe": recipe.to_dict(),
                 "command": command,
                 "data_source": data.source,
                 "train_n": len(data.x_train) - len(x_val),
@@ -160,9 +155,8 @@ def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
     """The OOD and corruption results already in `output`, if it holds the same members with
     the same weights (rebuilding an ensemble should not drop what was measured for it)."""
     try:
-        config = json.loads((output / CONFIG_FILE).read_text())
-        metrics = json.loads((output / METRICS_FILE).read_text())
-    except (OSError, ValueError):
+        config, metrics = read_config(output), read_json(output / METRICS_FILE) or {}
+    except ValueError:  # no folder or no readable config: nothing measured to keep
         return {}
     before = [(m.get("source"), m.get("weight")) for m in config.get("members", [])]
     now = list(zip(ensemble.sources, map(float, ensemble.weights), strict=True))

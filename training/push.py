@@ -59,6 +59,7 @@ from cifar_cnn.hub.layout import (
     folder_files,
     is_ensemble,
     read_config,
+    read_json,
 )
 from cifar_cnn.hub.reference import is_hub_reference, parse_reference
 
@@ -154,7 +155,7 @@ def push_ensemble_folder(
 
     config = {**config, "members": members}
     metrics_path = folder / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    metrics = read_json(metrics_path)
     repo_id = _create_repo(api, repo_id, private)
     tag = _choose_tag(api, repo_id, tag)
     with tempfile.TemporaryDirectory(prefix="cifar-push-") as tmp:

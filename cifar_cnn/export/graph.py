@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-IMAGE_SIZE = 32
+from cifar_cnn.data.cifar10 import IMAGE_SHAPE
+
+IMAGE_SIZE = IMAGE_SHAPE[0]
 
 
 def calibrated(probabilities: tf.Tensor, temperature: float | None) -> tf.Tensor:

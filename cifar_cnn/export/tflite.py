@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_cnn.atomic import temporary_sibling
+from cifar_cnn.atomic import atomic_write_bytes
 from cifar_cnn.export.graph import IMAGE_SIZE
 
 try:
@@ -59,9 +59,7 @@ def export_tflite(
         flatbuffer = _convert(converter, quantization, representative_images)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    tmp.write_bytes(flatbuffer)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, flatbuffer)
     return path
 
 
