@@ -30,8 +30,9 @@ from cifar_cnn.export import (
     export_onnx,
     export_tflite,
 )
+from cifar_cnn.hub.layout import model_folders, weights_file
 
-SHIPPED = sorted(str(p.parent) for p in (REPO_ROOT / "models").glob("*/model.keras"))
+SHIPPED = [str(folder) for folder in model_folders(REPO_ROOT / "models")]
 
 
 def ms_per_image(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray, calls: int):
@@ -62,7 +63,7 @@ def main() -> None:
         classifier = CifarClassifier.from_pretrained(folder)
         name = classifier.config["architecture"]
         calibrated, raw = classifier.predict(x), classifier.predict(x, calibrated=False)
-        size = (Path(folder) / "model.keras").stat().st_size / 2**20
+        size = weights_file(folder).stat().st_size / 2**20
         accuracy = np.mean(calibrated.argmax(1) == y)
         speed = ms_per_image(classifier.predict, one, args.calls)
         print(f"| {name} | Keras | {size:.1f} | | | {100 * accuracy:.2f}% | {speed:.2f} |")

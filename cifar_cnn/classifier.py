@@ -8,8 +8,10 @@
 >>> clf.save_pretrained("my-model")                                  # Hub layout
 >>> clf.push_to_hub("me/cifar10-resnet-fast")
 
-A saved folder holds `config.json`, `model.keras` (loaded with `safe_mode=True`), `README.md`
-(the model card), and, once evaluated, `metrics.json`, `history.json` and plots.
+A saved folder is Keras's own layout plus ours (see `cifar_cnn.hub.layout`), so plain Keras
+loads it too, with no `cifar_cnn` import:
+
+>>> keras.saving.load_model("hf://me/cifar10-resnet-fast")  # uint8 in, probabilities out
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from huggingface_hub import ModelHubMixin
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from cifar_cnn import __version__
-from cifar_cnn.atomic import atomic_write_text, temporary_sibling
+from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
 from cifar_cnn.data.images import ImageLike, to_model_input
 from cifar_cnn.hub.download import download_snapshot, not_cached_error
@@ -38,15 +41,21 @@ from cifar_cnn.hub.layout import (
     CARD_FILE,
     CONFIG_FILE,
     HISTORY_FILE,
+    KERAS_METADATA_FILE,
+    LEGACY_MODEL_FILE,
     METRICS_FILE,
-    MODEL_FILE,
     MODEL_PATTERNS,
+    WEIGHTS_FILE,
+    merge_config,
     read_config,
     read_json,
     sha256,
+    split_config,
+    weights_file,
 )
 from cifar_cnn.hub.reference import is_hub_reference, parse_reference
 from cifar_cnn.models import create_model, get_spec, list_models
+from cifar_cnn.models.layers import fold_scaled_biases
 from cifar_cnn.report.model_card import render_model_card
 from cifar_cnn.trust.calibration import apply_temperature
 
@@ -77,6 +86,9 @@ class CifarClassifier(
         self.metrics: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] | None = None
         self.source_dir: Path | None = None
+        # Keras's definition of the saved model that config.json holds beside ours (none before
+        # saving, or when loaded from the legacy layout).
+        self.keras_definition: dict[str, Any] = {}
         self._forward = None
 
     @classmethod
@@ -167,13 +179,13 @@ class CifarClassifier(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
-        model_path = save_directory / MODEL_FILE
-        tmp = temporary_sibling(model_path)
-        self._inference_model().save(tmp)
-        os.replace(tmp, model_path)
-        self.config["model_sha256"] = sha256(model_path)
+        model = fold_scaled_biases(self._inference_model())  # plain Keras needs no custom layer
+        self.keras_definition = _write_keras_files(model, save_directory)
+        self.config.pop("model_sha256", None)  # the legacy layout's checksum of model.keras
+        self.config["weights_sha256"] = sha256(save_directory / WEIGHTS_FILE)
         self.config["versions"] = library_versions()
-        atomic_write_text(save_directory / CONFIG_FILE, json.dumps(self.config, indent=2))
+        self.write_config(save_directory)
+        (save_directory / LEGACY_MODEL_FILE).unlink(missing_ok=True)
         if self.source_dir is not None and self.source_dir.resolve() != save_directory.resolve():
             for pattern in ARTIFACT_PATTERNS:
                 for file in self.source_dir.glob(pattern):
@@ -184,6 +196,11 @@ class CifarClassifier(
         if self.history is not None:
             atomic_write_text(save_directory / HISTORY_FILE, json.dumps(self.history, indent=1))
         self.write_model_card(save_directory)
+
+    def write_config(self, folder: str | os.PathLike) -> None:
+        """Write config.json: Keras's definition of the model and, beside it, `self.config`."""
+        config = merge_config(self.config, self.keras_definition)
+        atomic_write_text(Path(folder) / CONFIG_FILE, json.dumps(config, indent=2))
 
     def write_model_card(self, folder: str | os.PathLike, repo_id: str | None = None) -> None:
         """Render README.md from the `model_card.md` template, this config and these metrics."""
@@ -263,17 +280,27 @@ class CifarClassifier(
     def load_folder(cls, folder: str | os.PathLike) -> CifarClassifier:
         """Load a saved folder, checking that its files are complete and untampered."""
         folder = Path(folder)
-        model_path = folder / MODEL_FILE
-        if not model_path.is_file():
-            raise ValueError(f"{folder}: not a CifarClassifier folder (no {MODEL_FILE})")
-        config = read_config(folder)
-        expected = config.get("model_sha256")
-        if expected and sha256(model_path) != expected:
+        if weights_file(folder) is None:
             raise ValueError(
-                f"{model_path}: checksum mismatch with config.json (incomplete or altered download)"
+                f"{folder}: not a CifarClassifier folder (no {WEIGHTS_FILE} or {LEGACY_MODEL_FILE})"
             )
-        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+        config, keras_model = split_config(read_config(folder))
+        # A config.json with a Keras model definition goes with model.weights.h5; ours alone
+        # (the legacy layout) with a zipped model.keras.
+        weights = folder / (WEIGHTS_FILE if keras_model else LEGACY_MODEL_FILE)
+        if not weights.is_file():
+            raise ValueError(f"{folder}: incomplete model folder (no {weights.name})")
+        expected = config.get("weights_sha256" if keras_model else "model_sha256")
+        if expected and sha256(weights) != expected:
+            raise ValueError(
+                f"{weights}: checksum mismatch with config.json (incomplete or altered download)"
+            )
+        # The current layout is read by Keras itself, exactly as a plain Keras user reads it.
+        model = keras.saving.load_model(
+            folder if keras_model else weights, compile=False, safe_mode=True
+        )
         classifier = cls(model, config=config)
+        classifier.keras_definition = keras_model
         classifier.source_dir = folder
         classifier.metrics = read_json(folder / METRICS_FILE)
         classifier.history = read_json(folder / HISTORY_FILE)
@@ -284,6 +311,17 @@ class CifarClassifier(
             f"CifarClassifier({self.config['architecture']}, "
             f"{self.model.count_params():,} parameters, source={self.source_dir})"
         )
+
+
+def _write_keras_files(model: keras.Model, folder: Path) -> dict[str, Any]:
+    """Write Keras's `metadata.json` and `model.weights.h5` into `folder` (each replaced
+    atomically) and return the serialized model that belongs in config.json."""
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".keras-") as staging:
+        model.save(staging, zipped=False)
+        keras_model = json.loads((Path(staging) / CONFIG_FILE).read_text())
+        for name in (KERAS_METADATA_FILE, WEIGHTS_FILE):
+            os.replace(Path(staging) / name, folder / name)
+    return keras_model
 
 
 def resolve_registry_name(name: str) -> str:

@@ -25,6 +25,7 @@ import cifar_cnn  # noqa: F401  (oneDNN on before TensorFlow loads)
 from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, load_slice
+from cifar_cnn.hub.layout import model_folders, weights_file
 from cifar_cnn.voting import report_label
 
 README = REPO_ROOT / "README.md"
@@ -48,12 +49,11 @@ def table() -> str:
         "| ms per image |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for folder in sorted((REPO_ROOT / "models").glob("*/model.keras")):
-        folder = folder.parent
+    for folder in model_folders(REPO_ROOT / "models"):
         metrics = json.loads((folder / "metrics.json").read_text())
         config = json.loads((folder / "config.json").read_text())
         classifier = CifarClassifier.from_pretrained(folder)
-        size = (folder / "model.keras").stat().st_size / 2**20
+        size = weights_file(folder).stat().st_size / 2**20
         minutes = config.get("training", {}).get("train_seconds", float("nan")) / 60
         rows.append(
             f"| [{folder.name}](models/{folder.name}) "

@@ -2,14 +2,16 @@
 exactly."""
 
 import json
-import zipfile
+import subprocess
+import sys
 
+import h5py
 import keras
 import numpy as np
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
 from cifar_cnn.models import get_recipe
 from training.train import train
 
@@ -33,9 +35,9 @@ def test_train_save_reload_gives_identical_predictions(architecture, slice_data,
     np.testing.assert_allclose(in_memory, direct, rtol=0, atol=1e-6)
 
 
-def test_saved_folder_is_in_hub_layout_without_optimizer_state(trained_seed_cnn):
+def test_saved_folder_is_in_keras_layout_with_our_config_beside_it(trained_seed_cnn):
     names = {p.name for p in trained_seed_cnn.iterdir()}
-    expected = {"config.json", "model.keras", "README.md", "metrics.json", "history.json"}
+    expected = {"config.json", "metadata.json", "model.weights.h5", "README.md", "metrics.json"}
     plots = {"confusion_matrix.png", "learning_curves.png", "per_class.png", "reliability.png"}
     assert expected | plots <= names
     config = json.loads((trained_seed_cnn / "config.json").read_text())
@@ -44,11 +46,11 @@ def test_saved_folder_is_in_hub_layout_without_optimizer_state(trained_seed_cnn)
     assert config["input"]["dtype"] == "uint8"
     assert config["training"]["recipe"]["epochs"] == 1
     assert {"keras", "tensorflow", "cifar_cnn"} <= set(config["versions"])
-    with zipfile.ZipFile(trained_seed_cnn / "model.keras") as archive:
-        import h5py
-
-        with archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
-            assert "optimizer" not in h5 or len(h5["optimizer"].get("vars", {})) == 0
+    # Keras's own model definition shares the file: what plain keras.saving.load_model reads.
+    assert config["class_name"] == "Functional" and config["registered_name"] == "Functional"
+    assert "model.keras" not in names
+    with h5py.File(trained_seed_cnn / "model.weights.h5") as h5:
+        assert "optimizer" not in h5 or len(h5["optimizer"].get("vars", {})) == 0
 
 
 def test_model_card_has_model_index_and_measured_accuracy(trained_seed_cnn):
@@ -110,10 +112,52 @@ def test_a_corrupted_model_file_is_detected(trained_seed_cnn, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(trained_seed_cnn, copy)
-    with open(copy / "model.keras", "r+b") as file:
+    with open(copy / "model.weights.h5", "r+b") as file:
         file.truncate(1000)
     with pytest.raises(ValueError, match="checksum mismatch"):
         CifarClassifier.from_pretrained(copy)
+
+
+def test_plain_keras_loads_the_shipped_flagship_without_cifar_cnn(slice_data, tmp_path):
+    """The folder is Keras's own layout with no custom layer left: a process that never imports
+    cifar_cnn loads it and gives exactly our uncalibrated probabilities."""
+    flagship = REPO_ROOT / "models" / "resnet_fast"
+    code = (
+        "import sys, numpy as np, keras\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "images = np.load(sys.argv[2])['x_test'][:50]\n"
+        "np.save(sys.argv[3], model.predict(images, verbose=0))\n"
+        "assert not [m for m in sys.modules if m.startswith('cifar_cnn')]\n"
+    )
+    out = tmp_path / "probabilities.npy"
+    subprocess.run(
+        [sys.executable, "-c", code, str(flagship), str(SLICE_PATH), str(out)], check=True
+    )
+    classifier = CifarClassifier.from_pretrained(flagship)
+    ours = classifier.predict(slice_data.x_test[:50], calibrated=False)
+    np.testing.assert_array_equal(np.load(out), ours)
+
+
+def test_a_folder_in_the_legacy_layout_still_loads(trained_seed_cnn, slice_data, tmp_path):
+    """Folders and repos saved before the Keras layout hold our config.json beside a zipped
+    model.keras checked by `model_sha256`."""
+    from cifar_cnn.hub.layout import sha256
+
+    current = CifarClassifier.from_pretrained(trained_seed_cnn)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    current.model.save(legacy / "model.keras")
+    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
+    config["model_sha256"] = sha256(legacy / "model.keras")
+    (legacy / "config.json").write_text(json.dumps(config))
+
+    loaded = CifarClassifier.from_pretrained(legacy)
+    np.testing.assert_array_equal(
+        loaded.predict(slice_data.x_test), current.predict(slice_data.x_test)
+    )
+    (legacy / "model.keras").write_bytes(b"PK\x03\x04 not the saved model")
+    with pytest.raises(ValueError, match="model.keras: checksum mismatch"):
+        CifarClassifier.from_pretrained(legacy)
 
 
 def test_loading_refuses_folders_without_a_model(tmp_path):

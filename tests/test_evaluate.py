@@ -29,7 +29,7 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
 ):
     folder = tmp_path / "model"
     shutil.copytree(trained_seed_cnn, folder)
-    weights = sha256(folder / "model.keras")
+    weights = sha256(folder / "model.weights.h5")
 
     evaluate_main(
         [str(folder), "--data", str(SLICE_PATH), "--write", "--ood", "--corruptions",
@@ -48,7 +48,7 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
     assert (folder / "corruptions.png").stat().st_size > 10_000
     card = (folder / "README.md").read_text()
     assert "## Out-of-distribution warning" in card and "## Accuracy under corruptions" in card
-    assert sha256(folder / "model.keras") == weights  # the weights are never rewritten
+    assert sha256(folder / "model.weights.h5") == weights  # the weights are never rewritten
 
     # A plain re-evaluation keeps the trust results, and the folder still loads.
     evaluate_main([str(folder), "--data", str(SLICE_PATH), "--write"])

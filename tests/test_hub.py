@@ -21,7 +21,8 @@ from hub_server import HubTestServer
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
+from cifar_cnn.hub.layout import model_folders, sha256
 
 TOKEN = "hf_token_for_the_local_test_hub"
 CLIENT_PRELUDE = """
@@ -107,7 +108,7 @@ def training_record(seed: int) -> dict:
 
 def make_model_folder(folder: Path, seed: int, data) -> Path:
     """An untrained seed_cnn scaled down to 4.7k parameters, saved and evaluated like a trained
-    one: config.json, model.keras, metrics.json, README.md and a plot."""
+    one: config.json, model.weights.h5, metrics.json, README.md and a plot."""
     import keras
 
     from cifar_cnn.classifier import CifarClassifier
@@ -150,14 +151,13 @@ def seed_repo(hub, folders, tmp_path_factory) -> dict:
     cache = tmp_path_factory.mktemp("seed-cache")
     code = """
         import keras
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import snapshot_download
         from training.push import push_model_folder
 
         pushed = push_model_folder(P["folder"], "tester/cifar10-seed")
         downloaded = CifarClassifier.from_pretrained("tester/cifar10-seed", cache_dir=P["cache"])
-        # Keras alone loads the model file too (keras.saving.load_model("hf://...") does not:
-        # it expects Keras's own unzipped repo layout, whose config.json would clash with ours).
-        path = hf_hub_download("tester/cifar10-seed", "model.keras", revision=pushed["tag"])
+        # Plain Keras reads the same files, pinned to the tag through snapshot_download.
+        path = snapshot_download("tester/cifar10-seed", revision=pushed["tag"])
         keras_only = keras.saving.load_model(path, compile=False, safe_mode=True)
         report(
             pushed=pushed,
@@ -194,7 +194,8 @@ def test_a_pushed_model_downloads_and_predicts_exactly_like_its_folder(hub, hub_
     # What was loaded is the pushed commit, and the whole folder went up in that one commit.
     assert Path(seed_repo["source"]).name == pushed["commit_oid"]
     assert hub.requests.count("POST /api/models/tester/cifar10-seed/commit/main") == 1
-    files = {"config.json", "model.keras", "README.md", "metrics.json", "reliability.png"}
+    files = {"config.json", "metadata.json", "model.weights.h5", "README.md", "metrics.json"}
+    files |= {"reliability.png"}
     assert set(hub_api.list_repo_files("tester/cifar10-seed")) == files | {".gitattributes"}
 
 
@@ -290,8 +291,8 @@ def test_a_corrupted_download_is_refused(hub, hub_api, folders, tmp_path):
     repo = "tester/cifar10-corrupted"
     hub_api.create_repo(repo)
     hub_api.upload_folder(repo_id=repo, folder_path=folders["old"], commit_message="Upload")
-    size = (folders["old"] / "model.keras").stat().st_size
-    hub.serve_truncated(repo, "model.keras", size // 2)  # same ETag, half the bytes
+    size = (folders["old"] / "model.weights.h5").stat().st_size
+    hub.serve_truncated(repo, "model.weights.h5", size // 2)  # same ETag, half the bytes
     code = """
         try:
             CifarClassifier.from_pretrained(P["repo"])
@@ -301,7 +302,7 @@ def test_a_corrupted_download_is_refused(hub, hub_api, folders, tmp_path):
         report(error=error)
     """
     error = client(hub, tmp_path, code, repo=repo)["error"]
-    assert "model.keras: checksum mismatch with config.json" in error
+    assert "model.weights.h5: checksum mismatch with config.json" in error
 
 
 def test_a_missing_repo_or_revision_is_a_clear_error(hub, seed_repo, tmp_path):
@@ -400,25 +401,82 @@ def test_the_cli_reports_a_bad_folder_or_missing_member_repos_in_one_line(hub, f
     assert "tester/ens" not in hub.repos  # nothing was created before the error
 
 
+PLAIN_KERAS = """
+import json, sys
+import keras
+import numpy as np
+
+images = np.load(sys.argv[1])["x_test"][:20]
+probabilities = {
+    repo: keras.saving.load_model(f"hf://{repo}").predict(images, verbose=0).tolist()
+    for repo in sys.argv[2].split(",")
+}
+assert not [name for name in sys.modules if name.startswith("cifar_cnn")]
+print(json.dumps(probabilities))
+"""
+
+
 @pytest.mark.slow
-def test_every_shipped_model_round_trips_through_the_hub_exactly(hub, tmp_path):
-    shipped = sorted(p.parent for p in (REPO_ROOT / "models").glob("*/model.keras"))
-    assert shipped, "no shipped models"
+def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(hub, tmp_path):
+    """Each shipped folder, pushed, loads with plain `keras.saving.load_model("hf://...")` in a
+    process that never imports cifar_cnn, and with `from_pretrained("owner/repo@v1")`: both
+    predict exactly like the folder."""
+    shipped = model_folders(REPO_ROOT / "models")
+    assert [folder.name for folder in shipped] == ["mobilenet_transfer", "resnet_fast", "seed_cnn"]
     code = """
         from training.push import push_model_folder
 
         result = {}
         for folder, repo in zip(P["folders"].split(","), P["repos"].split(",")):
-            push_model_folder(folder, repo)
-            hub = CifarClassifier.from_pretrained(repo, cache_dir=P["cache"])  # empty cache
+            tag = push_model_folder(folder, repo)["tag"]
+            hub = CifarClassifier.from_pretrained(f"{repo}@{tag}", cache_dir=P["cache"])
             local = CifarClassifier.from_pretrained(folder)
-            result[repo] = bool((hub.predict(IMAGES) == local.predict(IMAGES)).all())
-        report(identical=result)
+            result[repo] = {
+                "tag": tag,
+                "identical": bool((hub.predict(IMAGES) == local.predict(IMAGES)).all()),
+                "uncalibrated": local.predict(IMAGES, calibrated=False).tolist(),
+            }
+        report(**result)
     """
     repos = [f"tester/cifar10-{folder.name.replace('_', '-')}" for folder in shipped]
     out = client(hub, tmp_path / "home", code, folders=",".join(map(str, shipped)),
                  repos=",".join(repos), cache=tmp_path / "cache")  # fmt: skip
-    assert out["identical"] == {repo: True for repo in repos}
+    assert {repo: (out[repo]["tag"], out[repo]["identical"]) for repo in repos} == {
+        repo: ("v1", True) for repo in repos
+    }
+    plain = run_client(
+        hub, tmp_path / "keras-home", "-c", PLAIN_KERAS, str(SLICE_PATH), ",".join(repos)
+    )
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    keras_probabilities = json.loads(plain.stdout.splitlines()[-1])
+    for repo in repos:
+        np.testing.assert_array_equal(
+            probabilities(keras_probabilities[repo]), probabilities(out[repo]["uncalibrated"])
+        )
+
+
+def test_a_repo_in_the_legacy_layout_still_loads_by_revision(hub, hub_api, folders, tmp_path):
+    """Repos pushed before the Keras layout: our config.json beside a zipped model.keras."""
+    from cifar_cnn.classifier import CifarClassifier
+
+    current = CifarClassifier.from_pretrained(folders["old"])
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    current.model.save(legacy / "model.keras")
+    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
+    config["model_sha256"] = sha256(legacy / "model.keras")
+    (legacy / "config.json").write_text(json.dumps(config))
+    repo = "tester/cifar10-legacy"
+    hub_api.create_repo(repo)
+    hub_api.upload_folder(repo_id=repo, folder_path=legacy, commit_message="Upload")
+    hub_api.create_tag(repo, tag="v1")
+    code = """
+        loaded = CifarClassifier.from_pretrained(P["repo"] + "@v1")
+        local = CifarClassifier.load_folder(P["folder"])
+        report(hub=loaded.predict(IMAGES), local=local.predict(IMAGES))
+    """
+    out = client(hub, tmp_path / "home", code, repo=repo, folder=folders["old"])
+    np.testing.assert_array_equal(probabilities(out["hub"]), probabilities(out["local"]))
 
 
 def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):

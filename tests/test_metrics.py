@@ -122,5 +122,5 @@ def test_cifar_evaluate_writes_into_a_model_folder_only_when_asked(
     evaluate_main([str(folder), "--data", str(SLICE_PATH), "--write"])
     assert "Nothing written" not in capsys.readouterr().out
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert after["model.keras"] == before["model.keras"]  # the weights are never rewritten
+    assert after["model.weights.h5"] == before["model.weights.h5"]  # weights never rewritten
     assert json.loads(after["metrics.json"])["plain"]["n"] == 500

@@ -57,7 +57,7 @@ def test_health_is_degraded_when_a_model_failed_and_down_when_none_serves(served
     assert health["status"] == "degraded"
     assert health["failures"] == {"missing_model": "ValueError"}  # no server paths
     assert health["models"]["model"]["architecture"] == "seed_cnn"
-    assert len(health["models"]["model"]["model_sha256"]) == 64
+    assert len(health["models"]["model"]["weights_sha256"]) == 64
     assert Monitor(serving.ServedModels()).health()["status"] == "down"
     healthy = serving.ServedModels(classifiers=served.classifiers)
     assert Monitor(healthy).health()["status"] == "ok"

@@ -27,7 +27,7 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import Cifar10, validation_mask
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.hub.layout import CONFIG_FILE, METRICS_FILE
+from cifar_cnn.hub.layout import METRICS_FILE
 from cifar_cnn.report.metrics import evaluate_probabilities, per_class_table, predict_with_flips
 from cifar_cnn.report.mistakes import plot_error_gallery
 from cifar_cnn.report.plots import (
@@ -352,12 +352,12 @@ def _update(
     classifier: CifarClassifier, output: str | os.PathLike | None, key: str, report: dict
 ) -> None:
     """Merge `report` into the classifier's metrics under `key`; unless `output` is None, write
-    its metrics.json, config.json and model card there (model.keras is untouched)."""
+    its metrics.json, config.json and model card there (the weights are untouched)."""
     classifier.metrics = {**(classifier.metrics or {}), key: report}
     if output is None:
         return
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output / METRICS_FILE, json.dumps(classifier.metrics, indent=2))
-    atomic_write_text(output / CONFIG_FILE, json.dumps(classifier.config, indent=2))
+    classifier.write_config(output)
     classifier.write_model_card(output)

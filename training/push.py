@@ -17,7 +17,7 @@ From the command line:
     cifar-push models/ensemble me/cifar10-ensemble \\
         --member resnet_fast=me/cifar10-resnet-fast@v1 --member seed_cnn=me/cifar10-seed@v1
 
-A push is one commit of the whole folder (config.json, model.keras, README.md, metrics.json,
+A push is one commit of the whole folder (config.json, model.weights.h5, README.md, metrics.json,
 history.json, plots), whose message names the training run; files the folder no longer has are
 deleted from the main branch, so the repo mirrors the folder. The commit is then tagged (`v1`,
 `v2`, ... or `--tag`), and old revisions stay downloadable: a model retrained and pushed later

@@ -85,7 +85,7 @@ class Monitor:
             name: {
                 "architecture": c.config.get("architecture"),
                 "code_version": c.config.get("training", {}).get("code_version"),
-                "model_sha256": c.config.get("model_sha256"),
+                "weights_sha256": c.config.get("weights_sha256", c.config.get("model_sha256")),
             }
             for name, c in self.served.classifiers.items()
         }

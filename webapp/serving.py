@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.hub.layout import model_folders
 from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models.registry import SHIPPED_MODELS
 
@@ -53,7 +54,7 @@ def model_sources(setting: str | None = None) -> list[str]:
     sources = [s.strip() for s in setting.split(",") if s.strip()]
     if sources:
         return sources
-    shipped = sorted(p.parent for p in SHIPPED_MODELS.glob("*/model.keras"))
+    shipped = model_folders(SHIPPED_MODELS)
     shipped.sort(key=lambda p: p.name != FLAGSHIP)
     return [str(p) for p in shipped]
 

@@ -1,10 +1,14 @@
 """The files of a model folder, which is also its Hub repo: one definition for saving, loading
 and publishing.
 
-A classifier's folder holds `config.json` (architecture, classes, training record, calibration,
-out-of-distribution detector, the SHA-256 of the weights), `model.keras` (loaded with
-`safe_mode=True`) and `README.md` (the model card), and once evaluated `metrics.json`,
-`history.json` and plots. An ensemble's folder holds `config.json` with `"type": "ensemble"`,
+A classifier's folder is Keras's own unzipped layout, so plain `keras.saving.load_model(folder)`
+and `keras.saving.load_model("hf://owner/repo")` read it: `config.json` holds the Keras model
+definition (`module`, `class_name`, `config`, ...) and, beside it under keys that never clash,
+ours (architecture, classes, training record, calibration, out-of-distribution detector, the
+SHA-256 of the weights); `metadata.json` and `model.weights.h5` are Keras's. `README.md` is the
+model card; once evaluated the folder also holds `metrics.json`, `history.json` and plots.
+Folders and repos saved before this layout hold a zipped `model.keras` and our config alone;
+they still load. An ensemble's folder holds `config.json` with `"type": "ensemble"`,
 its members by reference, `metrics.json` and its card: no weights of its own.
 """
 
@@ -16,15 +20,33 @@ import os
 from pathlib import Path
 from typing import Any
 
-MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+KERAS_METADATA_FILE = "metadata.json"
+#: The zipped Keras model of the layout before this one (read, never written).
+LEGACY_MODEL_FILE = "model.keras"
+#: The keys of a serialized Keras model in config.json; ours are every other key.
+KERAS_CONFIG_KEYS = (
+    "module",
+    "class_name",
+    "config",
+    "registered_name",
+    "build_config",
+    "compile_config",
+)
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 CARD_FILE = "README.md"
 #: Files besides the model and config that travel with a model folder (metrics, curves, plots).
 ARTIFACT_PATTERNS = (METRICS_FILE, HISTORY_FILE, "*.png", "*.md")
 #: Everything a model folder publishes (hidden temporary files never match: see `folder_files`).
-MODEL_PATTERNS = (CONFIG_FILE, MODEL_FILE, *ARTIFACT_PATTERNS)
+MODEL_PATTERNS = (
+    CONFIG_FILE,
+    KERAS_METADATA_FILE,
+    WEIGHTS_FILE,
+    LEGACY_MODEL_FILE,
+    *ARTIFACT_PATTERNS,
+)
 #: What an ensemble folder publishes and downloads.
 ENSEMBLE_PATTERNS = ("*.json", "*.md", "*.png")
 
@@ -50,6 +72,36 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return config
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """config.json's content as (ours, the serialized Keras model); the latter empty in the
+    legacy layout."""
+    ours = {k: v for k, v in config.items() if k not in KERAS_CONFIG_KEYS}
+    return ours, {k: v for k, v in config.items() if k in KERAS_CONFIG_KEYS}
+
+
+def merge_config(ours: dict[str, Any], keras_model: dict[str, Any]) -> dict[str, Any]:
+    """One config.json for both loaders: the serialized Keras model first, then ours."""
+    clash = sorted(set(ours) & set(KERAS_CONFIG_KEYS))
+    if clash:
+        raise ValueError(f"config keys {clash} are reserved for the Keras model definition")
+    return {**keras_model, **ours}
+
+
+def weights_file(folder: str | os.PathLike) -> Path | None:
+    """The folder's weights: `model.weights.h5`, else a legacy `model.keras`, else None."""
+    for name in (WEIGHTS_FILE, LEGACY_MODEL_FILE):
+        if (path := Path(folder) / name).is_file():
+            return path
+    return None
+
+
+def model_folders(root: str | os.PathLike) -> list[Path]:
+    """The classifier folders directly under `root` (each with weights), sorted by name."""
+    root = Path(root)
+    folders = root.iterdir() if root.is_dir() else []
+    return sorted(f for f in folders if f.is_dir() and weights_file(f) is not None)
 
 
 def is_ensemble(config: dict[str, Any]) -> bool:

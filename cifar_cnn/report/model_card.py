@@ -102,6 +102,11 @@ def render_model_card(
         "citations": [*(spec.citations if spec else ()), *CITATIONS.values()],
         "class_list": ", ".join(config["class_names"]),
         "load_id": repo_id or config.get("repo_id") or f"path/to/{architecture}",
+        "keras_path": (
+            f"hf://{repo_id or config['repo_id']}"
+            if repo_id or config.get("repo_id")
+            else f"path/to/{architecture}"
+        ),
         "resize_rule": config["input"]["resize"],
         "architecture": architecture,
         "parameters": f"{config.get('parameters', 0):,}",
