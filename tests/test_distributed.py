@@ -35,19 +35,21 @@ def recorded(self, decay):
 Lookahead.synchronise = recorded
 
 run_dir, epochs, out, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-lookahead = sys.argv[5] == "lookahead"
+lookahead, timeout = sys.argv[5] == "lookahead", int(sys.argv[6])
 data = load_slice()
 small = Cifar10(data.x_train[:400], data.y_train[:400], data.x_test[:10], data.y_test[:10], "slice")
 recipe = get_recipe(
     "seed_cnn", epochs=epochs, batch_size=16, mixed_precision=precision, lookahead=lookahead
 )
-result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=45))
+result = train_distributed(recipe, small, run_dir, make_strategy(timeout_seconds=timeout))
 np.savez(out, *result.model.get_weights())
 np.save(out + ".synchronisations.npy", np.array(synchronisations))
 """
 
 
-def start_workers(run_dir, epochs, tmp_path, tag, precision="off", lookahead=False):
+def start_workers(run_dir, epochs, tmp_path, tag, precision="off", lookahead=False, timeout=45):
+    """Two workers; `timeout`: seconds a collective may wait (45 leaves a slow peer on the same
+    2 cores time to catch up; a run that expects a dead peer can give up sooner)."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
@@ -59,7 +61,7 @@ def start_workers(run_dir, epochs, tmp_path, tag, precision="off", lookahead=Fal
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
         workers.append(subprocess.Popen(
             [sys.executable, "-c", WORKER, str(run_dir), str(epochs), str(out), precision,
-             "lookahead" if lookahead else "plain"],
+             "lookahead" if lookahead else "plain", str(timeout)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
     return workers
@@ -101,7 +103,7 @@ def test_two_workers_with_lookahead_end_with_identical_weights(tmp_path):
 
 def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    workers = start_workers(run_dir, 6, tmp_path, "b")
+    workers = start_workers(run_dir, 6, tmp_path, "b", timeout=15)
     deadline = time.time() + 240
     while not (run_dir / "distributed" / "ckpt-1.index").exists():
         assert time.time() < deadline, "no checkpoint appeared"
