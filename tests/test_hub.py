@@ -375,7 +375,10 @@ def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
 
 
 def test_the_cli_pushes_and_prints_the_tag(hub, hub_api, folders, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO_ROOT / "README.md").read_text())  # the Space's own front matter
     options = ["--private", "--tag", "first", "--message", "Pushed from the CLI"]
+    options += ["--space-readme", str(readme)]
     result = run_client(
         hub, tmp_path, "-c", PUSH_CLI, str(folders["new"]), "tester/cifar10-cli", *options
     )
@@ -385,6 +388,17 @@ def test_the_cli_pushes_and_prints_the_tag(hub, hub_api, folders, tmp_path):
     assert [tag.name for tag in hub_api.list_repo_refs("tester/cifar10-cli").tags] == ["first"]
     assert hub_api.list_repo_commits("tester/cifar10-cli")[0].title == "Pushed from the CLI"
     assert hub_api.model_info("tester/cifar10-cli").private is True
+    # The Space's README now lists the repo and preloads the files of the pushed commit.
+    from huggingface_hub.repocard import metadata_load
+
+    space = metadata_load(readme)
+    commit = hub_api.list_repo_commits("tester/cifar10-cli")[0].commit_id
+    assert space["models"] == ["tester/cifar10-cli"] and space["sdk"] == "gradio"
+    (preload,) = space["preload_from_hub"]
+    repo, files, revision = preload.split(" ")
+    assert (repo, revision) == ("tester/cifar10-cli", commit)
+    assert {"config.json", "model.weights.h5", "metadata.json"} <= set(files.split(","))
+    assert readme.read_text().endswith((REPO_ROOT / "README.md").read_text().split("---", 2)[2])
 
 
 def test_the_cli_reports_a_bad_folder_or_missing_member_repos_in_one_line(hub, folders, tmp_path):

@@ -50,7 +50,9 @@ from typing import Any
 import httpx2
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.repocard import metadata_load, metadata_save
 
+from cifar_cnn.atomic import temporary_sibling
 from cifar_cnn.hub.layout import (
     CARD_FILE,
     CONFIG_FILE,
@@ -233,6 +235,24 @@ def _check_exists(api: HfApi, name: str, reference: str) -> None:
         raise ValueError(f"member {name}: {repo} has no revision {revision!r}") from None
 
 
+def link_to_space(readme: str | os.PathLike, repo_id: str, commit: str, files: list[str]) -> None:
+    """List a pushed repo in a Space's README front matter: under `models:` (the Hub then links
+    the Space and the model) and `preload_from_hub:` (the Space downloads these files of that
+    commit when it is built, so its first visitor does not wait). An earlier entry for the same
+    repo is replaced; the README is rewritten atomically."""
+    readme = Path(readme)
+    metadata = metadata_load(readme) if readme.is_file() else None
+    if metadata is None:
+        raise ValueError(f"{readme}: not a Space README (no YAML front matter)")
+    models = [m for m in metadata.get("models") or [] if m != repo_id] + [repo_id]
+    preload = [p for p in metadata.get("preload_from_hub") or [] if p.split()[0] != repo_id]
+    preload.append(f"{repo_id} {','.join(sorted(files))} {commit}")
+    staging = temporary_sibling(readme)
+    shutil.copy2(readme, staging)
+    metadata_save(staging, {**metadata, "models": models, "preload_from_hub": preload})
+    os.replace(staging, readme)
+
+
 # ---------------------------------------------------------------------- command line
 
 
@@ -257,6 +277,12 @@ def build_push_parser() -> argparse.ArgumentParser:
         metavar="NAME=OWNER/REPO@REVISION",
         help="ensembles: the pushed Hub repo of a member saved as a local folder (repeatable)",
     )
+    parser.add_argument(
+        "--space-readme",
+        type=Path,
+        metavar="README",
+        help="also list the pushed repo in this Space README's models: and preload_from_hub:",
+    )
     return parser
 
 
@@ -274,11 +300,18 @@ def push_main(argv: list[str] | None = None) -> None:
             raise ValueError("--member is for ensemble folders only")
         else:
             result = push_model_folder(args.folder, args.repo_id, token=args.token, **options)
+        if args.space_readme:
+            files = _api(args.token).list_repo_files(
+                result["repo_id"], revision=result["commit_oid"]
+            )
+            link_to_space(args.space_readme, result["repo_id"], result["commit_oid"], files)
     except (ValueError, OSError, httpx2.HTTPError) as error:
         sys.exit(f"cifar-push: error: {' '.join(str(error).split())}")
     print(f"Committed {result['commit_url']}")
     pinned = f"{result['repo_id']}@{result['tag']}"
     print(f"Tagged {result['tag']}: load this version with from_pretrained({pinned!r})")
+    if args.space_readme:
+        print(f"Listed {result['repo_id']} in {args.space_readme} (models:, preload_from_hub:)")
 
 
 def _parse_member(text: str) -> tuple[str, str]:
