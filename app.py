@@ -6,8 +6,8 @@ the logic behind each event lives in webapp/ and is tested there.
     python app.py --models models/resnet_fast,me/cifar10-seed@v2
     CIFAR_MODELS=me/cifar10-resnet-fast python app.py
 
-API (gradio_client): /classify, /ensemble, /gradcam, /compare, /robustness, /batch, /models;
-see docs/app.md.
+API for programs, also MCP tools at /gradio_api/mcp/: /classify, /vote, /explain (api_tools);
+each tab's own event is callable too. See docs/app.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
+from gradio.utils import get_upload_folder
 
 from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
 from cifar_cnn.explain.gradcam import COLORMAPS, METHODS, cam_layers
@@ -28,13 +29,28 @@ from webapp import events
 from webapp.history import HISTORY_COLUMNS, add_to_history
 from webapp.monitoring import Monitor
 from webapp.outputs import OutputFolder
-from webapp.server import create_server
+from webapp.server import MODEL_CONCURRENCY, QUEUE_SIZE, create_server
 from webapp.serving import ServedModels, load_models, model_sources
-from webapp.uploads import image_handler
+from webapp.uploads import image_handler, upload_error_message, uploaded_path
+from webapp.video import (
+    MAX_CAM_FRAMES,
+    MAX_SAMPLED_FRAMES,
+    MAX_VIDEO_SECONDS,
+    analyse_video,
+    live_frame,
+    video_answer,
+)
 
 EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
 # Fashion-MNIST test images: pictures that are none of the ten classes.
 OUTLIER_EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples" / "outliers").glob("*.png"))
+#: Every event that runs a model draws on one pool of MODEL_CONCURRENCY workers.
+MODEL_BOUND = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY}
+#: How long one live camera stream may run before the visitor restarts it.
+LIVE_SECONDS = 120
+#: A tab's own event: callable by gradio_client, but neither listed in the API page nor an MCP
+#: tool (api_tools are); the upload reaches cifar_cnn undecoded (see webapp.uploads).
+UI_EVENT = {"api_visibility": "undocumented", "preprocess": False, **MODEL_BOUND}
 
 
 @dataclass
@@ -60,14 +76,21 @@ class Page:
     def model_choice(self) -> gr.Dropdown:
         return gr.Dropdown(self.names, value=self.default, label="Model")
 
+    def examples(self, paths: list[str], fn: Callable, inputs: list, outputs: list, **kwargs):
+        examples = gr.Examples(paths, inputs=inputs[0], **kwargs)
+        examples.load_input_event.then(fn, inputs, outputs, api_name=False, **MODEL_BOUND)
+        return examples
+
 
 def classify_tab(page: Page, history: gr.State) -> None:
     @page.observed("classify")
     @image_handler
-    def classify(image, model, top_k, history):
+    def classify(image, model, top_k=events.TOP_K):
         result = events.classify(page.served.get(model), image, int(top_k))
-        history = add_to_history(history, result.view, model, result.top)
-        return result.top, page.outputs.image_file(result.view), result.notice, history
+        return result.top, page.outputs.image_file(result.view), result.notice
+
+    def remember(history, top, view, model):
+        return add_to_history(history, view, model, top) if top and view is not None else history
 
     with gr.Row():
         with gr.Column():
@@ -79,23 +102,23 @@ def classify_tab(page: Page, history: gr.State) -> None:
             labels = gr.Label(label="Prediction")
             notice = gr.Markdown()
             view = gr.Image(label="What the model sees (32x32)", height=200, elem_id="model-view")
-    gr.Examples(EXAMPLES, inputs=image, label="CIFAR-10 test images")
-    gr.Examples(OUTLIER_EXAMPLES, inputs=image, label="Not one of the ten classes (Fashion-MNIST)")
-    button.click(
-        classify,
-        [image, model, top_k, history],
-        [labels, view, notice, history],
-        api_name="classify",
-        preprocess=False,
+    inputs, outputs = [image, model, top_k], [labels, view, notice]
+    page.examples(EXAMPLES, classify, inputs, outputs, label="CIFAR-10 test images")
+    outliers = "Not one of the ten classes (Fashion-MNIST)"
+    page.examples(OUTLIER_EXAMPLES, classify, inputs, outputs, label=outliers)
+    # Stateless, so that API and MCP callers get a plain answer; the page then records it in
+    # this browser session's history.
+    button.click(classify, inputs, outputs, api_name="classify_tab", **UI_EVENT).success(
+        remember, [history, labels, view, model], [history], api_name=False, queue=False
     )
 
 
 def ensemble_tab(page: Page) -> None:
     @page.observed("ensemble")
     @image_handler
-    def ensemble(image):
-        vote = events.ensemble_vote(page.served, image)
-        return vote.rows, vote.soft, vote.summary
+    def vote(image):
+        result = events.ensemble_vote(page.served, image)
+        return result.rows, result.soft, result.summary
 
     with gr.Row():
         with gr.Column():
@@ -107,14 +130,23 @@ def ensemble_tab(page: Page) -> None:
     table = gr.Dataframe(
         headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
     )
-    gr.Examples(EXAMPLES + OUTLIER_EXAMPLES, inputs=image)
-    button.click(ensemble, [image], [table, soft, summary], api_name="ensemble", preprocess=False)
+    outputs = [table, soft, summary]
+    page.examples(EXAMPLES + OUTLIER_EXAMPLES, vote, [image], outputs)
+    button.click(vote, [image], outputs, api_name="ensemble", **UI_EVENT)
 
 
 def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
     @page.observed("gradcam")
     @image_handler
-    def gradcam(image, model, class_name, layer, method, opacity, colormap):
+    def explain(
+        image,
+        model,
+        class_name="predicted",
+        layer="",
+        method="gradcam",
+        opacity=0.5,
+        colormap="jet",
+    ):
         result = events.explain(
             page.served.get(model),
             image,
@@ -147,22 +179,17 @@ def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
                 label="Where the model looked", height=320, elem_id="gradcam-overlay"
             )
             caption = gr.Markdown()
-    gr.Examples(EXAMPLES, inputs=image)
+    inputs = [image, model, class_name, layer, method, opacity, colormap]
+    page.examples(EXAMPLES, explain, inputs, [overlay, caption])
     model.change(layers_of, [model], [layer], api_name=False)
     demo.load(layers_of, [model], [layer], api_name=False)  # the default model's, at once
-    button.click(
-        gradcam,
-        [image, model, class_name, layer, method, opacity, colormap],
-        [overlay, caption],
-        api_name="gradcam",
-        preprocess=False,
-    )
+    button.click(explain, inputs, [overlay, caption], api_name="gradcam", **UI_EVENT)
 
 
 def compare_tab(page: Page) -> None:
     @page.observed("compare")
     @image_handler
-    def compare(image, models):
+    def compare(image, models=None):
         panels = []
         for name in models or page.names:
             result = events.explain(page.served.get(name), image)
@@ -177,14 +204,14 @@ def compare_tab(page: Page) -> None:
             button = gr.Button("Compare", variant="primary")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Prediction and Grad-CAM per model", columns=3)
-    gr.Examples(EXAMPLES, inputs=image)
-    button.click(compare, [image, models], [gallery], api_name="compare", preprocess=False)
+    page.examples(EXAMPLES, compare, [image, models], [gallery])
+    button.click(compare, [image, models], [gallery], api_name="compare", **UI_EVENT)
 
 
 def robustness_tab(page: Page) -> None:
     @page.observed("robustness")
     @image_handler
-    def robustness(image, model, corruption, severity):
+    def robustness(image, model, corruption="gaussian_blur", severity=3):
         result = events.robustness(page.served.get(model), image, corruption, int(severity))
         explanation, c = result.explanation, result.classification
         return (
@@ -214,10 +241,10 @@ def robustness_tab(page: Page) -> None:
         with gr.Column():
             overlay = gr.Image(label="Where the model looked", height=200)
             caption = gr.Markdown()
-    gr.Examples(EXAMPLES, inputs=image)
     inputs = [image, model, corruption, severity]
     outputs = [view, labels, notice, overlay, caption]
-    button.click(robustness, inputs, outputs, api_name="robustness", preprocess=False)
+    page.examples(EXAMPLES, robustness, inputs, outputs)
+    button.click(robustness, inputs, outputs, api_name="robustness", **UI_EVENT)
     gr.on(  # live updates, once there is an image to update
         [severity.release, corruption.change],
         lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 5,
@@ -225,12 +252,22 @@ def robustness_tab(page: Page) -> None:
         outputs,
         api_name=False,
         preprocess=False,
+        **MODEL_BOUND,
     )
 
 
 def batch_tab(page: Page) -> None:
     @page.observed("batch")
-    def batch(files, models, progress=gr.Progress()):  # noqa: B008 (Gradio injects progress)
+    def batch(files, models=None, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        """Classify many pictures at once, with one or more models.
+
+        Args:
+            files: the pictures: http(s) URLs or base64 data URIs.
+            models: the served models to use; empty for the first (the flagship).
+        Returns:
+            A table with one row per picture and model (file, model, label, confidence,
+            warning) and the same as a CSV file.
+        """
         if not files:
             raise gr.Error("Please add some images first.")
         try:
@@ -249,7 +286,107 @@ def batch_tab(page: Page) -> None:
         with gr.Column(scale=2):
             table = gr.Dataframe(headers=events.BATCH_COLUMNS, label="Predictions")
             csv = gr.File(label="Download as CSV")
-    button.click(batch, [files, models], [table, csv], api_name="batch")
+    button.click(
+        batch,
+        [files, models],
+        [table, csv],
+        api_name="batch",
+        api_visibility="undocumented",
+        **MODEL_BOUND,
+    )
+
+
+def video_tab(page: Page) -> None:
+    @page.observed("video")
+    def video(upload, model, gradcam):
+        if not upload:
+            raise gr.Error("Please upload a video first.")
+        try:
+            report = analyse_video(page.served.get(model), upload, page.outputs.path, gradcam)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        changes = [(page.outputs.image_file(image), caption) for image, caption in report.changes]
+        return str(report.timeline), changes, str(report.annotated), report.summary
+
+    gr.Markdown(
+        f"Upload a video (MP4, WebM, MOV, AVI or GIF; up to 10 MB and {MAX_VIDEO_SECONDS} s): "
+        f"its frames are classified (at most {MAX_SAMPLED_FRAMES}; a longer video is sampled "
+        "more sparsely), with each class's probability over time, the frames where the label "
+        "changes, and the video with the labels burnt in."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.Video(sources=["upload"], label="Your video", elem_id="video-input")
+            model = page.model_choice()
+            gradcam = gr.Checkbox(
+                False, label=f"Burn in Grad-CAM (slower: at most {MAX_CAM_FRAMES} frames)"
+            )
+            button = gr.Button("Classify the video", variant="primary")
+        with gr.Column(scale=2):
+            summary = gr.Markdown(elem_id="video-summary")
+            timeline = gr.Image(
+                label="Each class's probability over time", elem_id="video-timeline"
+            )
+    with gr.Row():
+        changes = gr.Gallery(label="Where the label changes", columns=6, height="auto")
+        annotated = gr.Video(label="The video as the model labels it", elem_id="video-output")
+    button.click(
+        video,
+        [upload, model, gradcam],
+        [timeline, changes, annotated, summary],
+        api_name="video",
+        api_visibility="undocumented",
+        **MODEL_BOUND,
+    )
+
+
+def live_tab(page: Page) -> None:
+    @page.observed("live")
+    def live(frame, model, gradcam, times):
+        if frame is None:
+            return [gr.skip()] * 5
+        try:
+            answer, times = live_frame(page.served.get(model), frame, gradcam, times)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        result = answer.classification
+        overlay = page.outputs.image_file(answer.overlay) if answer.overlay is not None else None
+        served = f"**{answer.fps:.1f}** frames per second served"
+        return result.top, result.notice, overlay, served, times
+
+    gr.Markdown(
+        "Point your camera at something: each frame the server can take is classified as it "
+        "comes (frames that arrive while one is being answered are dropped, never queued). "
+        f"A stream runs up to {LIVE_SECONDS} s; press the button again to go on."
+    )
+    times = gr.State(None)
+    with gr.Row():
+        with gr.Column():
+            camera = gr.Image(
+                sources=["webcam"], streaming=True, type="numpy", label="Your camera",
+                elem_id="live-camera",
+            )  # fmt: skip
+            model = page.model_choice()
+            gradcam = gr.Checkbox(False, label="Show Grad-CAM (slower)")
+        with gr.Column():
+            labels = gr.Label(label="Prediction", num_top_classes=3, elem_id="live-label")
+            notice = gr.Markdown()
+            rate = gr.Markdown(elem_id="live-fps")
+            overlay = gr.Image(label="Where the model looked", height=256)
+    camera.stream(
+        live,
+        [camera, model, gradcam, times],
+        [labels, notice, overlay, rate, times],
+        # A stream is one long event: while a frame is answered, Gradio keeps only the newest
+        # frame that arrives (its data is overwritten), so the rest are dropped, never queued.
+        stream_every=0.05,
+        # Streams hold their worker for their whole length: their own pool, so live viewers
+        # never lock the other tabs out, and a limit, after which the visitor starts again.
+        time_limit=LIVE_SECONDS,
+        concurrency_id="live",
+        concurrency_limit=MODEL_CONCURRENCY,
+        api_name=False,
+    )
 
 
 def history_tab(page: Page, history: gr.State, tab: gr.Tab) -> None:
@@ -281,14 +418,105 @@ def history_tab(page: Page, history: gr.State, tab: gr.Tab) -> None:
 
 def models_tab(page: Page, demo: gr.Blocks) -> None:
     @page.observed("models")
-    def describe(model):
+    def model_card(model):
         return events.model_card(page.served.get(model))
 
     model = page.model_choice()
     card = gr.Markdown()
     plots = gr.Gallery(label="Plots", columns=2, height="auto")
-    model.change(describe, [model], [card, plots], api_name="models")
-    demo.load(describe, [model], [card, plots], api_name=False)
+    model.change(
+        model_card, [model], [card, plots], api_name="models", api_visibility="undocumented"
+    )
+    demo.load(model_card, [model], [card, plots], api_name=False)
+
+
+def api_tools(page: Page) -> None:
+    """Stateless endpoints, each with one output, for programs: gradio_client's /classify, /vote,
+    /explain and /classify_video, and the MCP tools of the same names. Their docstrings are the
+    tools' descriptions; the tabs' own events are callable too but not listed (docs/app.md)."""
+
+    @page.observed("api_classify")
+    @image_handler
+    def classify(image, model, top_k=3):
+        """Classify a picture into the ten CIFAR-10 classes, with a warning when it may be none.
+
+        Args:
+            image: the picture: an http(s) URL or a base64 data URI of a PNG, JPEG, WebP...
+            model: which served model answers (resnet_fast, the flagship, unless told).
+            top_k: how many of the most likely classes to return, 1 to 10.
+        Returns:
+            JSON: label, probabilities (the top_k classes, calibrated), out_of_distribution
+            (true when the model's detector flags the picture) and warning (why, in plain
+            words; null when not flagged).
+        """
+        return events.classify(page.served.get(model), image, int(top_k)).answer()
+
+    @page.observed("api_vote")
+    @image_handler
+    def vote(image):
+        """Ask every served model and vote: the ensemble's label for a picture.
+
+        Args:
+            image: the picture: an http(s) URL or a base64 data URI of a PNG, JPEG, WebP...
+        Returns:
+            JSON: label and probabilities of the soft vote (validation-weighted mean),
+            majority_label, all_agree, each model's label and confidence, out_of_distribution
+            (when most models' detectors flag the picture) and warning.
+        """
+        return events.ensemble_vote(page.served, image).answer()
+
+    @page.observed("api_explain")
+    @image_handler
+    def explain(image, model, class_name="predicted"):
+        """Where the model looked for a class in a picture: a Grad-CAM heat map laid over it.
+
+        Args:
+            image: the picture: an http(s) URL or a base64 data URI of a PNG, JPEG, WebP...
+            model: which served model to explain (resnet_fast, the flagship, unless told).
+            class_name: the class to explain, or "predicted" for the model's own answer.
+        Returns:
+            A 256x256 PNG: the centre-cropped picture, hot where the evidence for the class
+            lies. Call classify for the probabilities.
+        """
+        chosen = None if class_name in (None, "", "predicted") else class_name
+        result = events.explain(page.served.get(model), image, class_name=chosen)
+        return page.outputs.image_file(result.overlay)
+
+    @page.observed("api_video")
+    def classify_video(video, model):
+        """Classify a video's frames into the ten CIFAR-10 classes: what it shows, and when.
+
+        Args:
+            video: the video: an http(s) URL or a base64 data URI (MP4, WebM, MOV, AVI, GIF).
+            model: which served model answers (resnet_fast, the flagship, unless told).
+        Returns:
+            JSON: duration and fps, every (the sampling step), segments (start, end, label),
+            flagged (how many frames may not show one of the ten classes) and frames (time,
+            label, confidence, out_of_distribution per classified frame).
+        """
+        if not video:
+            raise gr.Error("Please give a video.")
+        try:
+            path = uploaded_path(video, upload_folder=get_upload_folder())
+            return video_answer(page.served.get(model), path)
+        except ValueError as error:
+            raise gr.Error(upload_error_message(error, video)) from None
+
+    with gr.Column(visible=False):  # inputs and outputs for programs; the page never shows them
+        image = gr.Image(type="filepath", label="image")
+        model = page.model_choice()
+        top_k = gr.Number(3, precision=0, minimum=1, maximum=10, label="top_k")
+        class_name = gr.Dropdown(["predicted", *CLASS_NAMES], value="predicted", label="class")
+        video = gr.Video(label="video")
+        answer, overlay = gr.JSON(), gr.Image()
+        trigger = gr.Button()
+    for fn, inputs, output in [
+        (classify, [image, model, top_k], answer),
+        (vote, [image], answer),
+        (explain, [image, model, class_name], overlay),
+        (classify_video, [video, model], answer),
+    ]:
+        trigger.click(fn, inputs, output, api_name=fn.__name__, preprocess=False, **MODEL_BOUND)
 
 
 def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Blocks:
@@ -321,11 +549,17 @@ def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Block
             robustness_tab(page)
         with gr.Tab("Batch"):
             batch_tab(page)
+        with gr.Tab("Video"):
+            video_tab(page)
+        with gr.Tab("Live"):
+            live_tab(page)
         with gr.Tab("History") as tab:
             history_tab(page, history, tab)
         with gr.Tab("Models"):
             models_tab(page, demo)
-    demo.queue(default_concurrency_limit=2)
+        api_tools(page)
+    # Beyond QUEUE_SIZE waiting requests, callers get Gradio's "Queue is full" error at once.
+    demo.queue(default_concurrency_limit=MODEL_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 

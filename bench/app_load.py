@@ -68,10 +68,9 @@ def run_level(url: str, model: str, clients: int, seconds: float) -> dict:
             began = time.perf_counter()
             problem = None
             try:
-                labels, _, _ = client.predict(handle_file(str(IMAGE)), model, 3,
-                                              api_name="/classify")  # fmt: skip
-                if not labels.get("label"):
-                    problem = f"no label in {labels!r}"
+                answer = client.predict(handle_file(str(IMAGE)), model, 3, api_name="/classify")
+                if not answer.get("label"):
+                    problem = f"no label in {answer!r}"
             except Exception as error:  # counted and shown, not fatal to the load test
                 problem = repr(error)
             with lock:

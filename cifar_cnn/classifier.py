@@ -58,6 +58,7 @@ from cifar_cnn.models import create_model, get_spec, list_models
 from cifar_cnn.models.layers import fold_scaled_biases
 from cifar_cnn.report.model_card import render_model_card
 from cifar_cnn.trust.calibration import apply_temperature
+from cifar_cnn.video import VideoClassification, classify_video
 
 #: How many classes `classify` returns unless told.
 DEFAULT_TOP_K = 3
@@ -153,6 +154,13 @@ class CifarClassifier(
         if probabilities.ndim != 1:
             raise ValueError("classify takes one image; use predict for a batch")
         return self.top_classes(probabilities, top_k)
+
+    def classify_video(
+        self, path: str | os.PathLike, every: int = 1, **options: Any
+    ) -> VideoClassification:
+        """Classify every `every`-th frame of a video file: per-frame labels, probabilities and
+        out-of-distribution flags (see `cifar_cnn.video.classify_video` for `options`)."""
+        return classify_video(self, path, every, **options)
 
     def top_classes(self, probabilities: np.ndarray, k: int = DEFAULT_TOP_K) -> dict[str, float]:
         """One image's `k` most likely classes, most likely first: {class name: probability}."""

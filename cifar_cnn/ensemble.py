@@ -37,6 +37,7 @@ from cifar_cnn.hub.layout import (
 )
 from cifar_cnn.hub.reference import is_hub_reference
 from cifar_cnn.report.model_card import render_ensemble_card
+from cifar_cnn.video import VideoClassification, classify_video
 from cifar_cnn.voting import TIE_BREAK, agreement, checked_weights, hard_vote, soft_vote
 
 #: Where `save_pretrained` puts members that are not already reachable from the new folder.
@@ -101,6 +102,13 @@ class CifarEnsemble:
 
     def agreement(self, images: ImageLike | list[ImageLike], **kwargs) -> dict[str, Any]:
         return agreement(self.member_probabilities(images, **kwargs))
+
+    def classify_video(
+        self, path: str | os.PathLike, every: int = 1, **options: Any
+    ) -> VideoClassification:
+        """Classify every `every`-th frame of a video by soft vote; a frame is flagged when most
+        members' out-of-distribution checks flag it (see `cifar_cnn.video`)."""
+        return classify_video(self, path, every, **options)
 
     # ------------------------------------------------------------------ saving and loading
 

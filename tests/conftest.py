@@ -39,6 +39,14 @@ def free_ports(count: int = 1) -> list[int]:
 
 
 @pytest.fixture(scope="session")
+def flagship():
+    """The shipped resnet_fast, loaded once per test process."""
+    from cifar_cnn.classifier import CifarClassifier
+
+    return CifarClassifier.from_pretrained(REPO_ROOT / "models" / "resnet_fast")
+
+
+@pytest.fixture(scope="session")
 def slice_data():
     return load_slice()
 

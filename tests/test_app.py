@@ -1,7 +1,10 @@
 """app.py through its API: the app launched in-process and called with gradio_client."""
 
+import ast
+import base64
 import io
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +30,9 @@ def served_models():
 
 
 def test_classify_labels_the_ship_example(client):
-    labels, view, notice = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+    labels, view, notice = client.predict(
+        handle_file(SHIP), "resnet_fast", 3, api_name="/classify_tab"
+    )
     assert labels["label"] == "ship" and len(labels["confidences"]) == 3
     with Image.open(view) as picture:
         assert picture.size == (256, 256)
@@ -41,7 +46,7 @@ def test_concurrent_clients_with_the_same_picture_all_get_complete_answers(app_u
         views = []
         for _ in range(6):
             labels, view, _ = client.predict(handle_file(SHIP), "resnet_fast", 1,
-                                             api_name="/classify")  # fmt: skip
+                                             api_name="/classify_tab")  # fmt: skip
             with Image.open(view) as picture:
                 picture.load()  # a truncated file fails here
                 views.append((labels["label"], picture.size))
@@ -81,9 +86,9 @@ def test_models_endpoint_renders_the_card(client):
 
 
 def test_classify_warns_for_a_fashion_mnist_picture_and_not_for_a_cifar_ship(client):
-    _, _, notice = client.predict(handle_file(PULLOVER), "resnet_fast", 3, api_name="/classify")
+    _, _, notice = client.predict(handle_file(PULLOVER), "resnet_fast", 3, api_name="/classify_tab")
     assert notice.startswith("This may not be one of the 10 classes: its energy score")
-    _, _, notice = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+    _, _, notice = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify_tab")
     assert notice == ""
 
 
@@ -197,16 +202,16 @@ def test_every_upload_is_classified_or_refused_clearly_and_the_server_keeps_serv
     path.write_bytes(make())
     if error:
         with pytest.raises(Exception, match=f"^{name}: {error}"):
-            client.predict(handle_file(str(path)), "resnet_fast", 3, api_name="/classify")
+            client.predict(handle_file(str(path)), "resnet_fast", 3, api_name="/classify_tab")
     else:
         labels, view, _ = client.predict(handle_file(str(path)), "resnet_fast", 3,
-                                         api_name="/classify")  # fmt: skip
+                                         api_name="/classify_tab")  # fmt: skip
         # The API decodes exactly as the library does on the same file.
         expected = events.classify(served_models.get("resnet_fast"), str(path), 3)
         assert labels["label"] == max(expected.top, key=expected.top.get)
         if name in ("exif_rotated.jpg", "cmyk.jpg", "animated.gif", "transparent.png"):
             assert labels["label"] == "ship"  # turned upright, colours kept, first frame
-    labels, _, _ = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+    labels, _, _ = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify_tab")
     assert labels["label"] == "ship"
 
 
@@ -218,8 +223,8 @@ def test_repeated_bad_uploads_do_not_grow_the_servers_memory(client, tmp_path):
     def round_of_uploads():
         for path in (bomb, truncated):
             with pytest.raises(Exception, match="too large|truncated"):
-                client.predict(handle_file(str(path)), "resnet_fast", 3, api_name="/classify")
-        client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+                client.predict(handle_file(str(path)), "resnet_fast", 3, api_name="/classify_tab")
+        client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify_tab")
 
     round_of_uploads()  # warm-up: first-call allocations are not growth
     before = resident_megabytes()
@@ -242,7 +247,7 @@ def test_an_upload_over_the_size_limit_is_refused(client, tmp_path):
         np.random.default_rng(0).integers(0, 256, (2200, 2200, 3), dtype=np.uint8))))  # fmt: skip
     assert big.stat().st_size > 10 * 2**20
     with pytest.raises(Exception, match="(?i)file.*(too large|exceeds|size)"):
-        client.predict(handle_file(str(big)), "resnet_fast", 3, api_name="/classify")
+        client.predict(handle_file(str(big)), "resnet_fast", 3, api_name="/classify_tab")
 
 
 def test_readme_configures_a_gradio_space_for_the_installed_gradio():
@@ -255,9 +260,31 @@ def test_readme_configures_a_gradio_space_for_the_installed_gradio():
     assert isinstance(space["models"], list)
 
 
+def mcp_session(url: str, work):
+    """Run `work(session)` in a real MCP client session over streamable HTTP."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        async with streamable_http_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(run())
+
+
+def data_uri(path: str) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
 @pytest.mark.slow
-def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
-    """The quick start's `python app.py`, as a user runs it: no --models, no $CIFAR_MODELS."""
+def test_python_app_py_serves_browsers_mcp_clients_and_refuses_what_its_queue_cannot_hold():
+    """The quick start's `python app.py`, as a user runs it (no --models, no $CIFAR_MODELS;
+    the queue bound lowered to 2 to test it): the page, the MCP tools, and a busy answer for
+    callers beyond the queue."""
     import os
     import subprocess
     import sys
@@ -269,13 +296,15 @@ def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != serving.MODELS_ENV}
     app = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT, env={**env, "CIFAR_QUEUE_SIZE": "2"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 120
         while time.time() < deadline and app.poll() is None:
             try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                client = Client(url, verbose=False)
                 break
             except Exception:
                 time.sleep(1)
@@ -285,7 +314,104 @@ def test_python_app_py_serves_the_shipped_models_by_default(tmp_path):
             )
         card, _ = client.predict("resnet_fast", api_name="/models")
         assert card.startswith("# CIFAR-10 resnet_fast")
+
+        # MCP: three documented tools; classify answers with the label and the warning.
+        async def use_tools(session):
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            ship = await session.call_tool("classify", {"image": data_uri(SHIP), "top_k": 3})
+            pullover = await session.call_tool("classify", {"image": data_uri(PULLOVER)})
+            vote = await session.call_tool("vote", {"image": data_uri(SHIP)})
+            bad = await session.call_tool("classify", {"image": "data:image/png;base64,AAAA"})
+            return tools, ship, pullover, vote, bad
+
+        tools, ship, pullover, vote, bad = mcp_session(url + "gradio_api/mcp/", use_tools)
+        assert set(tools) == {"classify", "vote", "explain", "classify_video"}
+        for tool in tools.values():
+            assert tool.description and tool.inputSchema["properties"]
+            for name, argument in tool.inputSchema["properties"].items():
+                assert argument.get("description"), f"{tool.name}({name}) is undocumented"
+        answer = ast.literal_eval(ship.content[0].text)
+        assert not ship.isError and answer["label"] == "ship" and answer["warning"] is None
+        assert len(answer["probabilities"]) == 3 and answer["probabilities"]["ship"] > 0.9
+        assert ast.literal_eval(vote.content[0].text)["majority_label"] == "ship"
+        flagged = ast.literal_eval(pullover.content[0].text)
+        assert (
+            flagged["out_of_distribution"] and "not be one of the 10 classes" in flagged["warning"]
+        )
+        assert bad.isError and "not an image file" in bad.content[0].text, bad.content[0].text
+        assert "/tmp" not in bad.content[0].text  # no server path in the message
+
+        # 16 callers at once: 2 run, 2 wait, the rest are told at once that the queue is full.
+        def call(caller):
+            try:
+                return caller.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")
+            except Exception as error:
+                return error
+
+        callers = [Client(url, verbose=False) for _ in range(16)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(call, callers))
+        answered = [o for o in outcomes if isinstance(o, dict) and o["label"] == "ship"]
+        busy = [o for o in outcomes if "Queue is full! Please try again." in str(o)]
+        assert len(answered) + len(busy) == 16, outcomes  # none lost, none hung
+        assert answered and busy and time.perf_counter() - started < 60
+        assert (
+            client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify")["label"]
+            == "ship"
+        )
     finally:
         app.terminate()
         output = app.communicate(timeout=30)[0]
     assert "Serving: resnet_fast" in output
+
+
+@pytest.fixture(scope="module")
+def scenes_clip(tmp_path_factory):
+    """Shipped test images of known classes, 10 frames each at 10 fps: cat, ship, airplane."""
+    from cifar_cnn.video import slideshow, write_video
+
+    names = ["test0000_cat.png", "test0001_ship.png", "test0003_airplane.png"]
+    pictures = [np.asarray(Image.open(REPO_ROOT / "examples" / name)) for name in names]
+    path = tmp_path_factory.mktemp("video") / "scenes.mp4"
+    return write_video(path, slideshow(pictures, frames_each=10), fps=10)
+
+
+def test_a_video_gets_a_label_per_segment_a_timeline_and_an_annotated_copy(client, scenes_clip):
+    timeline, changes, annotated, summary = client.predict(
+        handle_file(str(scenes_clip)), "resnet_fast", False, api_name="/video"
+    )
+    assert "0.0-1.0 s **cat**; 1.0-2.0 s **ship**; 2.0-3.0 s **airplane**" in summary
+    assert "30 frames classified (every frame)" in summary
+    assert [item["caption"] for item in changes] == ["0.0 s: cat", "1.0 s: ship", "2.0 s: airplane"]
+    with Image.open(timeline) as plot:
+        assert plot.width > 600
+    from cifar_cnn.video import video_info
+
+    video = annotated["video"] if isinstance(annotated, dict) else annotated
+    assert video.endswith(".webm") and video_info(video).frame_count in (0, 30)
+
+
+def test_the_api_classifies_a_video_into_segments(client, scenes_clip):
+    answer = client.predict(
+        handle_file(str(scenes_clip)), "resnet_fast", api_name="/classify_video"
+    )
+    assert [(s["start"], s["end"], s["label"]) for s in answer["segments"]] == [
+        (0.0, 1.0, "cat"), (1.0, 2.0, "ship"), (2.0, 3.0, "airplane"),
+    ]  # fmt: skip
+    assert answer["every"] == 1 and len(answer["frames"]) == 30 and answer["flagged"] == 0
+
+
+def test_bad_videos_get_clear_errors_and_the_next_request_works(client, scenes_clip, tmp_path):
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(scenes_clip.read_bytes()[: scenes_clip.stat().st_size // 2])
+    text = tmp_path / "notes.mp4"
+    text.write_text("no video here\n" * 100)
+    for path in (truncated, text):
+        with pytest.raises(Exception, match="cannot be decoded as a video") as error:
+            client.predict(handle_file(str(path)), "resnet_fast", False, api_name="/video")
+        assert "/tmp" not in str(error.value)
+    *_, summary = client.predict(
+        handle_file(str(scenes_clip)), "resnet_fast", False, api_name="/video"
+    )
+    assert "**cat**" in summary

@@ -70,6 +70,13 @@ def test_upload_and_classify_shows_the_label_on_the_page(page, screenshots):
     page.screenshot(path=screenshots / "1-classify.png", full_page=True)
 
 
+def test_clicking_an_example_classifies_it_at_once(page):
+    open_tab(page, "Classify")
+    page.locator("img[src*='test0000_cat']").first.click()  # no button pressed
+    label = page.get_by_test_id("label-output-value").first
+    sync_api.expect(label).to_have_text("cat", timeout=TIMEOUT_MS)
+
+
 def test_ensemble_tab_shows_each_models_vote(page, screenshots):
     open_tab(page, "Ensemble")
     upload(page, "ensemble-image", SHIP)
@@ -125,3 +132,74 @@ def test_robustness_tab_shows_the_corrupted_view_and_its_prediction(page, screen
     click(page, "Corrupt and classify")
     page.get_by_text("on the corrupted view").wait_for()
     page.screenshot(path=screenshots / "8-robustness.png", full_page=True)
+
+
+def write_y4m(path: Path, frames: list, fps: int) -> Path:
+    """A raw YUV 4:2:0 clip, the format Chromium's fake camera reads (and loops)."""
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as file:
+        file.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            file.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def camera_page(app_url, tmp_path_factory):
+    """A browser whose camera films shipped test images: a cat for 3 s, then a ship for 3 s."""
+    import numpy as np
+    from PIL import Image
+
+    from cifar_cnn.video import slideshow
+
+    if not CHROMIUM.is_file():
+        pytest.skip(f"needs Chromium at {CHROMIUM}")
+    pictures = [np.asarray(Image.open(path)) for path in (CAT, SHIP)]
+    clip = write_y4m(
+        tmp_path_factory.mktemp("camera") / "cat-then-ship.y4m",
+        list(slideshow(pictures, frames_each=30, size=256)),
+        fps=10,
+    )
+    camera = [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + camera
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.grant_permissions(["camera"])
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_url)
+        page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def test_live_tab_follows_the_camera_and_shows_the_frame_rate(camera_page, screenshots):
+    import time
+
+    page = camera_page
+    open_tab(page, "Live")
+    page.get_by_role("button", name="Click to Access Webcam").click()
+    page.locator("#live-camera button", has_text="Record").click()
+    label = page.locator("#live-label").get_by_test_id("label-output-value")
+    label.wait_for()
+    seen, rates = set(), []
+    deadline = time.time() + 30
+    while time.time() < deadline and not ({"cat", "ship"} <= seen and len(rates) >= 5):
+        seen.add(label.inner_text().strip())
+        rate = re.search(r"([0-9.]+) frames per second", page.locator("#live-fps").inner_text())
+        if rate:
+            rates.append(float(rate.group(1)))
+        time.sleep(0.2)
+    page.screenshot(path=screenshots / "9-live.png", full_page=True)
+    assert {"cat", "ship"} <= seen, f"labels seen: {seen}"  # the label follows the clip
+    assert rates and max(rates) > 1, rates  # the served frame rate is shown

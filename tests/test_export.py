@@ -27,11 +27,6 @@ FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
 
 
 @pytest.fixture(scope="module")
-def flagship():
-    return CifarClassifier.from_pretrained(FLAGSHIP)
-
-
-@pytest.fixture(scope="module")
 def saved_model(flagship, tmp_path_factory):
     return export_saved_model(flagship, tmp_path_factory.mktemp("serving") / "cifar10" / "1")
 

@@ -76,11 +76,11 @@ def test_the_app_reports_health_and_counts_requests_and_errors(app_server, tmp_p
     assert health["status"] == "degraded" and list(health["models"]) == ["model"]
 
     client = Client(app_server + "/", verbose=False)
-    client.predict(handle_file(SHIP), "model", 3, api_name="/classify")
+    client.predict(handle_file(SHIP), "model", 3, api_name="/classify_tab")
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
     with pytest.raises(Exception, match="not an image file"):
-        client.predict(handle_file(str(bad)), "model", 3, api_name="/classify")
+        client.predict(handle_file(str(bad)), "model", 3, api_name="/classify_tab")
 
     response = httpx.get(f"{app_server}/metrics")
     assert response.headers["content-type"].startswith("text/plain")

@@ -23,7 +23,13 @@ from cifar_cnn.explain.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.hub.layout import CARD_FILE
 from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.corruptions import corrupt
-from cifar_cnn.trust.ood import OutlierCheck, outlier_check, predict_with_logits
+from cifar_cnn.trust.ood import (
+    OutlierCheck,
+    most_flag,
+    outlier_check,
+    predict_and_flag,
+    predict_with_logits,
+)
 from cifar_cnn.voting import agreement, hard_vote, soft_vote, validation_weights
 from webapp.serving import ServedModels
 
@@ -60,6 +66,15 @@ class Classification:
     def notice(self) -> str:
         return self.outlier.notice
 
+    def answer(self) -> dict[str, Any]:
+        """What an API or MCP caller gets: the label, the top probabilities and the warning."""
+        return {
+            "label": self.label,
+            "probabilities": {name: round(p, 4) for name, p in self.top.items()},
+            "out_of_distribution": self.outlier.flagged,
+            "warning": self.notice or None,
+        }
+
 
 def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = TOP_K) -> Classification:
     _, view = model_view(image)
@@ -84,6 +99,19 @@ class EnsembleVote:
     all_agree: bool
     summary: str
     outlier: bool  # most members' out-of-distribution checks flag the picture
+    warning: str  # why, in plain words, when `outlier`; else empty
+
+    def answer(self) -> dict[str, Any]:
+        """What an API or MCP caller gets: both votes, each model's, and the warning."""
+        return {
+            "label": next(iter(self.soft)),
+            "probabilities": {name: round(p, 4) for name, p in self.soft.items()},
+            "majority_label": self.hard_label,
+            "all_agree": self.all_agree,
+            "models": {row[0]: {"label": row[1], "confidence": row[2]} for row in self.rows},
+            "out_of_distribution": self.outlier,
+            "warning": self.warning or None,
+        }
 
 
 def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
@@ -96,7 +124,9 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
     _, view = model_view(image)
     classifiers = list(served.classifiers.values())
     names = classifiers[0].class_names
-    member_probabilities = np.stack([c.predict(view[None]) for c in classifiers])
+    # Each member's probabilities and out-of-distribution flag: predict_and_flag on one member.
+    answers = [predict_and_flag(c, view[None]) for c in classifiers]
+    member_probabilities = np.stack([probabilities for probabilities, _ in answers])
     weights = validation_weights([c.config for c in classifiers])
     soft = soft_vote(member_probabilities, weights)[0]
     hard = int(hard_vote(member_probabilities, weights)[0])
@@ -107,21 +137,21 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
     ]
     agree = agreement(member_probabilities)["all_agree"] == 1.0
     votes = sum(row[1] == names[hard] for row in rows)
-    checks = [
-        outlier_check(c, view, p[0]) for c, p in zip(classifiers, member_probabilities, strict=True)
-    ]
-    doubters = sum(check.flagged for check in checks)
-    outlier = 2 * doubters > len(checks)
+    flags = np.stack([member_flags for _, member_flags in answers])  # (members, 1)
+    doubters, outlier = int(flags.sum()), bool(most_flag(flags)[0])
     summary = (
         f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
         f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
         + ("All models agree." if agree else "The models disagree.")
     )
+    warning = (
+        f"This may not be one of the 10 classes: {doubters} of {len(answers)} models' "
+        "out-of-distribution checks flag it."
+        if outlier
+        else ""
+    )
     if outlier:
-        summary = (
-            f"**This may not be one of the 10 classes**: {doubters} of {len(checks)} models' "
-            f"out-of-distribution checks flag it.\n\n" + summary
-        )
+        summary = f"**{warning}**\n\n" + summary
     return EnsembleVote(
         rows=rows,
         soft={names[i]: float(soft[i]) for i in np.argsort(soft)[::-1]},
@@ -129,6 +159,7 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
         all_agree=agree,
         summary=summary,
         outlier=outlier,
+        warning=warning,
     )
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -10,6 +12,12 @@ from fastapi.responses import JSONResponse, Response
 from webapp.monitoring import METRICS_CONTENT_TYPE, Monitor
 
 MAX_FILE_SIZE = "10mb"
+#: Model-bound requests run at once: one per core. TensorFlow already spreads each call over every
+#: core, so more at once only makes each request slower (bench/app_load.py).
+MODEL_CONCURRENCY = max(1, len(os.sched_getaffinity(0)))
+#: Requests that may wait for a worker; a caller beyond them gets "Queue is full" at once rather
+#: than a minute's wait (about 10 calls/s are answered on 2 cores: 32 waiting is ~3 s).
+QUEUE_SIZE = int(os.environ.get("CIFAR_QUEUE_SIZE", "32"))
 
 
 def create_server(demo: gr.Blocks, monitor: Monitor) -> FastAPI:
@@ -27,7 +35,10 @@ def create_server(demo: gr.Blocks, monitor: Monitor) -> FastAPI:
 
     # show_error: a bad upload's reason reaches the visitor and API clients (our messages
     # carry no secrets; tokens are never part of them).
-    app = gr.mount_gradio_app(api, demo, path="/", max_file_size=MAX_FILE_SIZE, show_error=True)
+    # mcp_server: each named event is also an MCP tool at /gradio_api/mcp/ (docs/app.md).
+    app = gr.mount_gradio_app(
+        api, demo, path="/", max_file_size=MAX_FILE_SIZE, show_error=True, mcp_server=True
+    )
     # Gradio checks that input files were uploaded (not named server paths) only once it
     # counts the demo as launched, which mounting alone does not do.
     demo.has_launched = True

@@ -1,5 +1,5 @@
 """Evaluation plots (matplotlib PNGs): confusion matrix, per-class bars, learning curves,
-reliability, accuracy under corruptions."""
+reliability, accuracy under corruptions, and a video's label timeline."""
 
 from __future__ import annotations
 
@@ -120,6 +120,29 @@ def plot_corruption_accuracy(
     for ax in np.ravel(axes)[::columns]:
         ax.set_ylabel("accuracy")
     fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_video_timeline(result: Any, path: Path, title: str = "") -> Path:
+    """Each class's probability over a video's sampled frames (a `VideoClassification`), with
+    the frames the out-of-distribution check flags shaded."""
+    times, probabilities = result.times, result.probabilities
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    colours = plt.get_cmap("tab10")
+    for i, name in enumerate(result.class_names):
+        if probabilities[:, i].max() >= 0.05:  # classes that never reach 5% would only clutter
+            ax.plot(times, probabilities[:, i], label=name, color=colours(i), linewidth=1.6)
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    flagged = [f.time for f in result.frames if f.out_of_distribution]
+    for i, time in enumerate(flagged):
+        label = "may not be one of the 10 classes" if i == 0 else None
+        ax.axvspan(time - step / 2, time + step / 2, color="0.85", zorder=0, label=label)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(times[0] - step / 2, times[-1] + step / 2)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("probability")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    ax.set_title(title or "Each class's probability over the video")
     return save_figure(fig, path)
 
 

@@ -166,10 +166,11 @@ def uses_energy(classifier: Any) -> bool:
 
 
 def predict_with_logits(classifier: Any, view: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """One 32x32 view's calibrated probabilities, and its logits when the model's detector
-    needs them: one forward pass either way."""
+    """Calibrated probabilities of one 32x32 view, or of a batch (N, 32, 32, 3), and the logits
+    when the model's detector needs them: one forward pass either way."""
     if uses_energy(classifier):
-        logits = logits_for(classifier, view[None])[0]
+        logits = logits_for(classifier, view)  # (N, 10) for a batch and for one view alike
+        logits = logits[0] if view.ndim == 3 else logits
         return softmax_with_temperature(logits, classifier.temperature), logits
     return classifier.predict(view), None
 
@@ -192,3 +193,25 @@ def outlier_check(
     else:
         score = float(probabilities.max())
     return OutlierCheck(detector["score"], score, float(detector["threshold"]), fitted=True)
+
+
+def predict_and_flag(model: Any, views: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities (N, 10) and out-of-distribution flags (N,) for a batch of 32x32
+    views, by a CifarClassifier's own check, or for a CifarEnsemble by its soft vote, flagged
+    where most members' checks flag the view."""
+    members = getattr(model, "members", None)
+    if members is None:
+        probabilities, logits = predict_with_logits(model, views)
+        flags = [
+            outlier_check(model, view, p, None if logits is None else logits[i]).flagged
+            for i, (view, p) in enumerate(zip(views, probabilities, strict=True))
+        ]
+        return probabilities, np.array(flags, dtype=bool)
+    flags = np.stack([predict_and_flag(member, views)[1] for member in members])
+    return model.predict(views), most_flag(flags)
+
+
+def most_flag(flags: np.ndarray) -> np.ndarray:
+    """An ensemble's verdict from its members' flags (members, N): flagged where more than half
+    of the members flag."""
+    return 2 * np.asarray(flags).sum(axis=0) > len(flags)

@@ -1,0 +1,170 @@
+"""cifar-predict: classify a folder of pictures, or a video, into CSV or JSON.
+
+    cifar-predict models/resnet_fast examples/                      # CSV on stdout
+    cifar-predict models/resnet_fast photos/ a.jpg --output labels.json
+    cifar-predict models/ensemble clip.mp4 --every 5 --output clip.csv
+
+One row per picture (file, label, confidence, out_of_distribution, each class's probability) or
+per sampled video frame (frame, time, ...). A picture that cannot be decoded gets a row with its
+error and the rest go on; a video that cannot be decoded is an error. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Files in a folder that are classified: what Pillow decodes for the app as well.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+#: Inputs treated as videos (a GIF counts as a picture unless --video is given).
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v"}
+BATCH_SIZE = 256
+
+
+def image_files(inputs: list[Path]) -> list[Path]:
+    """The pictures named: files as given, folders' pictures sorted by name (not recursive)."""
+    files = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    if not files:
+        raise ValueError(f"no pictures in {', '.join(map(str, inputs))}")
+    return files
+
+
+def predict_images(model: Any, files: list[Path], progress: bool = True) -> list[dict[str, Any]]:
+    """One row per file, in order; undecodable files get an `error` and no label."""
+    from tqdm import tqdm
+
+    from cifar_cnn.data.images import to_model_input
+    from cifar_cnn.trust.ood import predict_and_flag
+
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(files), unit="image", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(files), BATCH_SIZE):
+            chunk, views = files[start : start + BATCH_SIZE], []
+            for file in chunk:
+                try:
+                    views.append(to_model_input(file)[0][0])
+                except ValueError as error:
+                    views.append(str(error))
+            decoded = [v for v in views if not isinstance(v, str)]
+            results = iter(zip(*predict_and_flag(model, _stack(decoded)), strict=True))
+            for file, view in zip(chunk, views, strict=True):
+                if isinstance(view, str):
+                    rows.append({"file": str(file), "error": view})
+                    continue
+                probabilities, flagged = next(results)
+                rows.append(
+                    {
+                        "file": str(file),
+                        "label": model.class_names[int(probabilities.argmax())],
+                        "confidence": round(float(probabilities.max()), 4),
+                        "out_of_distribution": bool(flagged),
+                        **dict(
+                            zip(
+                                model.class_names,
+                                probabilities.astype(float).round(4).tolist(),
+                                strict=True,
+                            )
+                        ),
+                        "error": "",
+                    }
+                )
+            bar.update(len(chunk))
+    return rows
+
+
+def _stack(views: list) -> Any:
+    import numpy as np
+
+    return np.stack(views) if views else np.zeros((0, 32, 32, 3), np.uint8)
+
+
+def load_model(reference: str) -> Any:
+    """A classifier, or an ensemble when `reference` is an ensemble folder."""
+    from cifar_cnn.classifier import CifarClassifier
+    from cifar_cnn.ensemble import CifarEnsemble
+    from cifar_cnn.hub.layout import is_ensemble, read_config
+
+    if Path(reference).is_dir() and is_ensemble(read_config(reference)):
+        return CifarEnsemble.from_pretrained(reference)
+    return CifarClassifier.from_pretrained(reference)
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar-predict",
+        description="Classify pictures (files or folders) or a video into CSV or JSON.",
+    )
+    parser.add_argument(
+        "model",
+        help="model or ensemble folder, Hub repo id (owner/name[@revision]) or registry name",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, help="pictures, folders, or one video")
+    parser.add_argument("--video", action="store_true", help="treat the input as a video (GIF)")
+    parser.add_argument("--every", type=int, default=1, help="videos: classify every Nth frame")
+    parser.add_argument(
+        "--max-frames", type=int, default=5000, help="videos: refuse more sampled frames"
+    )
+    parser.add_argument("--output", type=Path, help=".csv or .json file (default: CSV on stdout)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def predict_main(argv: list[str] | None = None) -> None:
+    args = build_predict_parser().parse_args(argv)
+    fmt = "json" if args.output and args.output.suffix.lower() == ".json" else "csv"
+    if args.output and args.output.suffix.lower() not in (".csv", ".json"):
+        sys.exit(f"cifar-predict: error: --output {args.output}: expected a .csv or .json file")
+    video = args.video or any(p.suffix.lower() in VIDEO_SUFFIXES for p in args.inputs)
+    try:
+        if video and len(args.inputs) != 1:
+            raise ValueError("give one video at a time")
+        # Heavy imports after the arguments are known good: `--help` and usage errors stay fast.
+        from cifar_cnn.atomic import atomic_write_text
+
+        model = load_model(args.model)
+        if video:
+            rows = model.classify_video(
+                args.inputs[0], args.every, max_frames=args.max_frames
+            ).rows()
+        else:
+            rows = predict_images(model, image_files(args.inputs), progress=not args.quiet)
+    except (ValueError, OSError) as error:
+        sys.exit(f"cifar-predict: error: {error}")
+    text = render(rows, fmt)
+    if args.output is None:
+        sys.stdout.write(text)
+        return
+    atomic_write_text(args.output, text)
+    failed = sum(1 for row in rows if row.get("error"))
+    print(
+        f"Wrote {len(rows)} rows to {args.output}"
+        + (f" ({failed} could not be decoded)" if failed else ""),
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    predict_main()
