@@ -235,6 +235,20 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     return path
 
 
+def write_y4m(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int) -> Path:
+    """Raw YUV 4:2:0 frames in a YUV4MPEG2 file: what Chromium's fake camera plays
+    (`--use-file-for-fake-video-capture`), for browser tests and benchmarks of live video."""
+    path = Path(path)
+    with open(path, "wb") as file:
+        for i, frame in enumerate(frames):
+            if i == 0:
+                height, width = frame.shape[:2]
+                header = f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n"
+                file.write(header.encode())
+            file.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
 def slideshow(
     images: Iterable[np.ndarray], frames_each: int, size: int = 128
 ) -> Iterator[np.ndarray]:

@@ -31,21 +31,27 @@ def screenshots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def playwright():
+    """One Playwright per test process: its sync API cannot run twice in one thread."""
     if not CHROMIUM.is_file():
         pytest.skip(
             f"needs Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)"
         )
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app_url)
-        page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
-        try:
-            yield page
-        finally:
-            browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def page(playwright, app_url):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
+    try:
+        yield page
+    finally:
+        browser.close()
 
 
 def open_tab(page, name: str) -> None:
@@ -134,28 +140,14 @@ def test_robustness_tab_shows_the_corrupted_view_and_its_prediction(page, screen
     page.screenshot(path=screenshots / "8-robustness.png", full_page=True)
 
 
-def write_y4m(path: Path, frames: list, fps: int) -> Path:
-    """A raw YUV 4:2:0 clip, the format Chromium's fake camera reads (and loops)."""
-    import cv2
-
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as file:
-        file.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            file.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
-
-
 @pytest.fixture(scope="module")
-def camera_page(app_url, tmp_path_factory):
+def camera_page(playwright, app_url, tmp_path_factory):
     """A browser whose camera films shipped test images: a cat for 3 s, then a ship for 3 s."""
     import numpy as np
     from PIL import Image
 
-    from cifar_cnn.video import slideshow
+    from cifar_cnn.video import slideshow, write_y4m
 
-    if not CHROMIUM.is_file():
-        pytest.skip(f"needs Chromium at {CHROMIUM}")
     pictures = [np.asarray(Image.open(path)) for path in (CAT, SHIP)]
     clip = write_y4m(
         tmp_path_factory.mktemp("camera") / "cat-then-ship.y4m",
@@ -167,20 +159,19 @@ def camera_page(app_url, tmp_path_factory):
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={clip}",
     ]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + camera
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.grant_permissions(["camera"])
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app_url)
-        page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
-        try:
-            yield page
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + camera
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["camera"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
+    try:
+        yield page
+    finally:
+        browser.close()
 
 
 def test_live_tab_follows_the_camera_and_shows_the_frame_rate(camera_page, screenshots):
