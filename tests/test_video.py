@@ -58,8 +58,8 @@ def test_the_ensemble_votes_on_each_frame(clip):
     assert [label for *_, label in result.segments()] == ["cat", "ship", "airplane"]
 
 
-@pytest.mark.parametrize("suffix", [".webm", ".avi", ".gif"])
-def test_webm_avi_and_gif_decode(flagship, tmp_path, suffix):
+@pytest.mark.parametrize("suffix", [".webm", ".mov", ".avi", ".gif"])
+def test_webm_mov_avi_and_gif_decode(flagship, tmp_path, suffix):
     path = tmp_path / f"clip{suffix}"
     frames = [frame.copy() for frame in slideshow(scenes()[:2], frames_each=4, size=64)]
     for i, frame in enumerate(frames):
@@ -95,7 +95,7 @@ def test_bad_files_get_clear_errors(flagship, clip, tmp_path):
 
 
 def test_write_video_refuses_unknown_containers_and_leaves_no_partial_file(tmp_path):
-    with pytest.raises(ValueError, match="write .webm, .mp4 or .avi"):
+    with pytest.raises(ValueError, match="write .webm, .mp4, .mov or .avi"):
         write_video(tmp_path / "clip.mkv", slideshow(scenes(), 1), fps=5)
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "clip.webm", [], fps=5)
@@ -105,3 +105,22 @@ def test_write_video_refuses_unknown_containers_and_leaves_no_partial_file(tmp_p
 def test_classify_video_is_the_library_call_behind_the_methods(flagship, clip):
     direct = classify_video(flagship, clip, every=10)
     assert [f.label for f in direct.frames] == ["cat", "ship", "airplane"]
+
+
+def test_prefetching_hands_on_errors_and_stops_with_its_consumer():
+    import itertools
+    import threading
+
+    from cifar_cnn.video import prefetched
+
+    def failing():
+        yield 1
+        raise ValueError("clip.mp4: decoding failed")
+
+    with pytest.raises(ValueError, match="decoding failed"):
+        list(prefetched(failing()))
+    before = threading.active_count()
+    items = prefetched(itertools.count(), depth=4)  # endless: only the consumer can stop it
+    assert list(itertools.islice(items, 10)) == list(range(10))
+    items.close()  # the consumer stops early: the producer thread ends too
+    assert threading.active_count() == before
