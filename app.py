@@ -102,6 +102,8 @@ def classify_tab(page: Page, history: gr.State) -> None:
             labels = gr.Label(label="Prediction")
             notice = gr.Markdown()
             view = gr.Image(label="What the model sees (32x32)", height=200, elem_id="model-view")
+            # A link that reopens the page with this result on it (saved on the server).
+            gr.DeepLinkButton("Copy a link to this result", size="sm")
     inputs, outputs = [image, model, top_k], [labels, view, notice]
     page.examples(EXAMPLES, classify, inputs, outputs, label="CIFAR-10 test images")
     outliers = "Not one of the ten classes (Fashion-MNIST)"
@@ -328,7 +330,9 @@ def video_tab(page: Page) -> None:
                 label="Each class's probability over time", elem_id="video-timeline"
             )
     with gr.Row():
-        changes = gr.Gallery(label="Where the label changes", columns=6, height="auto")
+        changes = gr.Gallery(
+            label="Where the label changes", columns=6, height="auto", object_fit="contain"
+        )
         annotated = gr.Video(label="The video as the model labels it", elem_id="video-output")
     button.click(
         video,

@@ -44,7 +44,7 @@ def playwright():
 @pytest.fixture(scope="module")
 def page(playwright, app_url):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(app_url)
     page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
@@ -81,6 +81,29 @@ def test_clicking_an_example_classifies_it_at_once(page):
     page.locator("img[src*='test0000_cat']").first.click()  # no button pressed
     label = page.get_by_test_id("label-output-value").first
     sync_api.expect(label).to_have_text("cat", timeout=TIMEOUT_MS)
+
+
+def test_a_copied_link_reopens_the_page_with_the_result(page, app_url):
+    open_tab(page, "Classify")
+    upload(page, "classify-image", SHIP)
+    click(page, "Classify")
+    sync_api.expect(page.get_by_test_id("label-output-value").first).to_have_text("ship")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url)
+    page.get_by_role("button", name="Copy a link to this result").click()
+    link = ""
+    for _ in range(50):  # the button fetches the link, then copies it
+        link = page.evaluate("navigator.clipboard.readText()")
+        if "deep_link=" in link:
+            break
+        page.wait_for_timeout(100)
+    assert link.startswith(app_url) and "deep_link=" in link, link
+    shared = page.context.new_page()
+    try:
+        shared.goto(link)  # no upload, no click: the result is on the page
+        label = shared.get_by_test_id("label-output-value").first
+        sync_api.expect(label).to_have_text("ship", timeout=TIMEOUT_MS)
+    finally:
+        shared.close()
 
 
 def test_ensemble_tab_shows_each_models_vote(page, screenshots):
@@ -138,6 +161,26 @@ def test_robustness_tab_shows_the_corrupted_view_and_its_prediction(page, screen
     click(page, "Corrupt and classify")
     page.get_by_text("on the corrupted view").wait_for()
     page.screenshot(path=screenshots / "8-robustness.png", full_page=True)
+
+
+def test_video_tab_shows_the_timeline_the_changes_and_the_labelled_video(
+    page, screenshots, tmp_path
+):
+    import numpy as np
+    from PIL import Image
+
+    from cifar_cnn.video import slideshow, write_video
+
+    pictures = [np.asarray(Image.open(path)) for path in (CAT, SHIP)]
+    clip = write_video(tmp_path / "cat-then-ship.webm", slideshow(pictures, 10), fps=10)
+    open_tab(page, "Video")
+    upload(page, "video-input", str(clip))
+    click(page, "Classify the video")
+    summary = page.locator("#video-summary")
+    sync_api.expect(summary).to_contain_text("0.0-1.0 s cat; 1.0-2.0 s ship", timeout=TIMEOUT_MS)
+    page.locator("#video-timeline img").first.wait_for()
+    page.locator("#video-output video").first.wait_for()
+    page.screenshot(path=screenshots / "8-video.png", full_page=True)
 
 
 @pytest.fixture(scope="module")
