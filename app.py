@@ -89,8 +89,10 @@ def classify_tab(page: Page, history: gr.State) -> None:
         result = events.classify(page.served.get(model), image, int(top_k))
         return result.top, page.outputs.image_file(result.view), result.notice
 
-    def remember(history, top, view, model):
-        return add_to_history(history, view, model, top) if top and view is not None else history
+    def remember(history, top, view, model, notice):
+        if not top or view is None:
+            return history
+        return add_to_history(history, view, model, top, flagged=bool(notice))
 
     with gr.Row():
         with gr.Column():
@@ -111,7 +113,7 @@ def classify_tab(page: Page, history: gr.State) -> None:
     # Stateless, so that API and MCP callers get a plain answer; the page then records it in
     # this browser session's history.
     button.click(classify, inputs, outputs, api_name="classify_tab", **UI_EVENT).success(
-        remember, [history, labels, view, model], [history], api_name=False, queue=False
+        remember, [history, labels, view, model, notice], [history], api_name=False, queue=False
     )
 
 

@@ -89,11 +89,15 @@ def test_batch_classifies_every_file_with_every_model_and_reports_bad_files(serv
     assert [r[:2] for r in rows[:2]] == [["test0001_ship.png", "resnet_fast"],
                                           ["test0001_ship.png", "model"]]  # fmt: skip
     assert rows[0][2] == "ship" and 0 < rows[0][3] <= 1
-    assert rows[2][0] == "broken.png" and "empty" in rows[2][4]
+    assert rows[0][4] == ""  # a ship: no warning
+    assert rows[2][0] == "broken.png" and "empty" in rows[2][5]
     csv = Path(outputs.OutputFolder(folder=tmp_path).csv_file(rows, events.BATCH_COLUMNS))
     assert csv.name.startswith("predictions-") and csv.suffix == ".csv"
     lines = csv.read_text().splitlines()
-    assert lines[0] == "file,model,label,confidence,error" and len(lines) == 4
+    assert lines[0] == "file,model,label,confidence,warning,error" and len(lines) == 4
+    pullover = REPO_ROOT / "examples" / "outliers" / "fashion_mnist_test0001_pullover.png"
+    (row,) = events.classify_batch(served, [str(pullover)], ["resnet_fast"])
+    assert row[4] == events.BATCH_WARNING  # the flagship's detector flags the pullover
 
 
 def test_robustness_shows_the_corrupted_view_its_prediction_and_grad_cam(served):
@@ -120,3 +124,17 @@ def test_top_k_and_layer_must_be_sensible(served):
             events.classify(flagship, str(SHIP), top_k=bad)
     with pytest.raises(ValueError, match="layer must be a layer name, got list"):
         events.explain(flagship, str(SHIP), layer=["conv"])
+
+
+def test_the_ensemble_summary_says_when_there_is_no_majority(served):
+    """Two models (the flagship and a one-epoch seed_cnn): agreeing is a majority, a split is
+    not, whatever the weighted vote then picks."""
+    pictures = sorted((REPO_ROOT / "examples").rglob("*.png"))
+    votes = [events.ensemble_vote(served, str(p)) for p in pictures]
+    agreed = [v for v in votes if v.all_agree]
+    split = [v for v in votes if not v.all_agree]
+    assert agreed and split, "the two models should agree on some pictures and not on others"
+    assert all(f"**{v.hard_label}** (2 of 2 models)" in v.summary for v in agreed)
+    for vote in split:
+        assert "Majority vote" not in vote.summary
+        assert f"No majority: the models split (1 of 2 for **{vote.hard_label}**" in vote.summary

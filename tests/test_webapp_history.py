@@ -21,6 +21,9 @@ def test_history_keeps_the_newest_predictions_first(served):
     # It owns its 3 KB: a slice would keep the 192 KB enlarged view alive in the session (the
     # load test's memory growth).
     assert entries[0]["thumbnail"].base is None and entries[0]["thumbnail"].nbytes == 3072
+    assert entries[0]["warning"] == ""
+    flagged = add_to_history(entries, first.view, "model", first.top, flagged=True)
+    assert flagged[0]["warning"] == "may not be one of the 10 classes"
     for _ in range(HISTORY_LIMIT + 5):
         entries = add_to_history(entries, first.view, "model", first.top)
     assert len(entries) == HISTORY_LIMIT

@@ -139,9 +139,16 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
     votes = sum(row[1] == names[hard] for row in rows)
     flags = np.stack([member_flags for _, member_flags in answers])  # (members, 1)
     doubters, outlier = int(flags.sum()), bool(most_flag(flags)[0])
+    if 2 * votes > len(rows):
+        majority = f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
+    else:  # a tie, or a split with no class above half: say so, and what breaks it
+        majority = (
+            f"No majority: the models split ({votes} of {len(rows)} for **{names[hard]}**, which "
+            "the weighted vote picks). "
+        )
     summary = (
         f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
-        f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
+        + majority
         + ("All models agree." if agree else "The models disagree.")
     )
     warning = (
@@ -274,14 +281,17 @@ def model_card(classifier: CifarClassifier) -> tuple[str, list[tuple[str, str]]]
     return text.strip(), plots
 
 
-BATCH_COLUMNS = ["file", "model", "label", "confidence", "error"]
+BATCH_COLUMNS = ["file", "model", "label", "confidence", "warning", "error"]
+#: The Batch table's warning for a picture the model's out-of-distribution check flags.
+BATCH_WARNING = "may not be one of the 10 classes"
 
 
 def classify_batch(
     served: ServedModels, files: list[str], models: list[str] | None = None, progress=None
 ) -> list[list[Any]]:
-    """One row per (file, model): file name, model, label, confidence; a file that cannot be
-    read gets one row with the reason in `error` and the batch goes on."""
+    """One row per (file, model): file name, model, label, confidence, and a warning when the
+    model's out-of-distribution check flags the picture; a file that cannot be read gets one row
+    with the reason in `error` and the batch goes on."""
     chosen = [served.get(name) for name in (models or served.names)]
     names = models or served.names
     rows = []
@@ -292,13 +302,13 @@ def classify_batch(
             _, view = model_view(file)
         except ValueError as error:
             message = str(error).replace(str(file), Path(file).name)
-            rows.append([Path(file).name, "", "", None, message])
+            rows.append([Path(file).name, "", "", None, "", message])
             continue
         for name, classifier in zip(names, chosen, strict=True):
-            probabilities = classifier.predict(view)
-            best = int(probabilities.argmax())
+            result = classify_view(classifier, view, top_k=1)
+            warning = BATCH_WARNING if result.outlier.flagged else ""
             rows.append(
-                [Path(file).name, name, classifier.class_names[best],
-                 round(float(probabilities[best]), 4), ""]
+                [Path(file).name, name, result.label, round(result.top[result.label], 4),
+                 warning, ""]
             )  # fmt: skip
     return rows

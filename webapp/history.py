@@ -7,12 +7,16 @@ from typing import Any
 
 import numpy as np
 
-HISTORY_COLUMNS = ["time", "model", "label", "confidence"]
+HISTORY_COLUMNS = ["time", "model", "label", "confidence", "warning"]
 HISTORY_LIMIT = 50
 
 
 def add_to_history(
-    history: list[dict[str, Any]] | None, view: np.ndarray, model: str, top: dict[str, float]
+    history: list[dict[str, Any]] | None,
+    view: np.ndarray,
+    model: str,
+    top: dict[str, float],
+    flagged: bool = False,
 ) -> list[dict[str, Any]]:
     """This browser session's predictions, newest first (kept in the session, never on disk)."""
     entry = {
@@ -20,6 +24,8 @@ def add_to_history(
         "model": model,
         "label": next(iter(top)),
         "confidence": round(next(iter(top.values())), 4),
+        # The out-of-distribution check flagged the picture.
+        "warning": "may not be one of the 10 classes" if flagged else "",
         # The 32x32 view, not the enlarged one: 3 KB a row keeps sessions small on the server.
         # A copy: a slice would keep the whole enlarged picture (192 KB) alive in the session.
         "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32].copy(),
