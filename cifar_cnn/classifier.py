@@ -218,6 +218,9 @@ class CifarClassifier(
             self.metrics,
             repo_id=repo_id,
             error_gallery=(folder / "errors.png").exists(),
+            # Saved in Keras's layout with no custom layer left (resnet50 backbones keep one).
+            plain_keras=bool(self.keras_definition)
+            and '"cifar_cnn>' not in json.dumps(self.keras_definition),
         )
         atomic_write_text(folder / CARD_FILE, str(card))
 

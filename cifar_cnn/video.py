@@ -13,6 +13,7 @@ MP4, WebM, MOV, AVI and GIF decode with the FFmpeg inside OpenCV's wheel: no sys
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import queue
@@ -101,26 +102,38 @@ class VideoClassification:
             {
                 "frame": f.index,
                 "time": round(f.time, 3),
-                "label": f.label,
-                "confidence": round(float(f.probabilities.max()), 4),
-                "out_of_distribution": f.out_of_distribution,
-                **dict(
-                    zip(
-                        self.class_names,
-                        f.probabilities.astype(float).round(4).tolist(),
-                        strict=True,
-                    )
-                ),
+                **answer_row(self.class_names, f.probabilities, f.out_of_distribution),
             }
             for f in self.frames
         ]
 
 
+def answer_row(
+    class_names: tuple[str, ...], probabilities: np.ndarray, flagged: bool
+) -> dict[str, Any]:
+    """One picture's or frame's answer as a flat record: label, confidence,
+    out_of_distribution, then each class's probability (rounded to 4 decimals)."""
+    return {
+        "label": class_names[int(probabilities.argmax())],
+        "confidence": round(float(probabilities.max()), 4),
+        "out_of_distribution": bool(flagged),
+        **dict(zip(class_names, probabilities.astype(float).round(4).tolist(), strict=True)),
+    }
+
+
 def video_info(path: str | os.PathLike) -> VideoInfo:
-    """The container's facts, or a ValueError if OpenCV cannot open `path` as a video."""
+    """The container's facts, or a ValueError if OpenCV cannot open `path` as a video. When the
+    container does not say how many frames it holds (browser-recorded WebM often does not),
+    they are counted, by a decoding pass without colour conversion."""
     capture = _open(path)
     try:
-        return _info(capture)
+        info = _info(capture)
+        if info.frame_count > 0:
+            return info
+        count = 0
+        while capture.grab():
+            count += 1
+        return dataclasses.replace(info, frame_count=count)
     finally:
         capture.release()
 
@@ -224,12 +237,19 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     try:
         for frame in frames:
             if writer is None:
-                height, width = frame.shape[:2]
+                shape = frame.shape
+                if frame.dtype != np.uint8 or frame.ndim != 3 or shape[2] != 3:
+                    raise ValueError(
+                        f"frames must be RGB uint8 (H, W, 3), got {frame.dtype} {shape}"
+                    )
+                height, width = shape[:2]
                 writer = cv2.VideoWriter(
                     str(staging), cv2.VideoWriter_fourcc(*codec), fps, (width, height)
                 )
                 if not writer.isOpened():
                     raise ValueError(f"OpenCV cannot write {codec} video to {path.name}")
+            if frame.shape != shape or frame.dtype != np.uint8:
+                raise ValueError(f"every frame must be {shape} uint8, got {frame.shape}")
             writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
         if writer is None:
             raise ValueError("no frames to write")
@@ -269,31 +289,32 @@ def slideshow(
 
 def prefetched(items: Iterator[Any], depth: int = 64) -> Iterator[Any]:
     """`items`, produced by a background thread up to `depth` ahead. An exception in the thread
-    is raised here; if the consumer stops early, the thread stops too."""
+    is raised here; if the consumer stops early, the thread stops too and closes `items`."""
     buffer: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
     done = object()
 
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            outcome: Any = done
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer to raise
-            outcome = error
+    def put(item: Any) -> bool:
+        """Hand `item` on, waiting for room; False once the consumer has gone."""
         while not stop.is_set():
             try:
-                buffer.put(outcome, timeout=0.1)
-                return
+                buffer.put(item, timeout=0.1)
+                return True
             except queue.Full:
                 continue
+        return False
+
+    def produce() -> None:
+        outcome: Any = done
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer to raise
+            outcome = error
+        finally:
+            getattr(items, "close", lambda: None)()  # read_frames releases its decoder
+        put(outcome)
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
@@ -313,7 +334,7 @@ def prefetched(items: Iterator[Any], depth: int = 64) -> Iterator[Any]:
 def _open(path: str | os.PathLike) -> cv2.VideoCapture:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise ValueError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise ValueError(f"{path.name}: empty file (0 bytes), not a video")
     capture = cv2.VideoCapture(str(path))

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from cifar_cnn.models.layers import ReverseChannels, ScaledBias, fold_scaled_biases
 
@@ -51,3 +52,15 @@ def test_folding_scaled_biases_into_batch_norm_changes_no_prediction(slice_data)
     expected = model.predict(images, verbose=0)
     np.testing.assert_array_equal(folded.predict(images, verbose=0), expected)
     assert fold_scaled_biases(folded) is folded  # nothing left to fold
+
+
+def test_folding_refuses_a_batch_norm_it_cannot_fold_exactly():
+    inputs = keras.Input((4, 4, 3))
+    normed = keras.layers.BatchNormalization(center=False, scale=True, name="bn")(inputs)
+    outputs = ScaledBias(8.0, name="bias")(normed)
+    with pytest.raises(ValueError, match="neither centre nor scale"):
+        fold_scaled_biases(keras.Model(inputs, outputs))
+    shared = keras.layers.BatchNormalization(center=False, scale=False, name="bn")(inputs)
+    both = keras.layers.Concatenate()([ScaledBias(8.0, name="bias")(shared), shared])
+    with pytest.raises(ValueError, match="bn's output has other users"):
+        fold_scaled_biases(keras.Model(inputs, both))

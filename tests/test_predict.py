@@ -73,3 +73,14 @@ def test_errors_are_one_line(tmp_path, capsys):
         assert str(exit_info.value).startswith("cifar-predict: error: ") and message in str(
             exit_info.value
         )
+
+
+def test_a_folder_of_undecodable_pictures_gives_a_row_each(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"not a picture")
+    predict_main([FLAGSHIP, str(folder), "--quiet"])
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [row["file"].rsplit("/", 1)[1] for row in rows] == ["a.png", "b.jpg"]
+    assert all(row["error"] and not row.get("label") for row in rows)

@@ -124,3 +124,21 @@ def test_prefetching_hands_on_errors_and_stops_with_its_consumer():
     assert list(itertools.islice(items, 10)) == list(range(10))
     items.close()  # the consumer stops early: the producer thread ends too
     assert threading.active_count() == before
+
+
+def test_a_container_without_a_frame_count_has_its_frames_counted(flagship, tmp_path):
+    import cv2
+
+    # A raw MJPEG stream has no container to say how many frames it holds.
+    clip = tmp_path / "stream.mjpeg"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 128))
+    for frame in slideshow(scenes(), frames_each=5):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    capture = cv2.VideoCapture(str(clip))
+    declared = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    capture.release()
+    assert not declared > 0  # OpenCV reports nothing usable (a huge negative number here)
+    assert video_info(clip).frame_count == 15
+    labels = [f.label for f in flagship.classify_video(clip, every=5).frames]
+    assert labels == ["cat", "ship", "airplane"]

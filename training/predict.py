@@ -23,7 +23,6 @@ from typing import Any
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 #: Inputs treated as videos (a GIF counts as a picture unless --video is given).
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v"}
-BATCH_SIZE = 256
 
 
 def image_files(inputs: list[Path]) -> list[Path]:
@@ -43,10 +42,12 @@ def image_files(inputs: list[Path]) -> list[Path]:
 
 def predict_images(model: Any, files: list[Path], progress: bool = True) -> list[dict[str, Any]]:
     """One row per file, in order; undecodable files get an `error` and no label."""
+    import numpy as np
     from tqdm import tqdm
 
     from cifar_cnn.data.images import to_model_input
     from cifar_cnn.trust.ood import predict_and_flag
+    from cifar_cnn.video import BATCH_SIZE, answer_row
 
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(files), unit="image", disable=not progress, file=sys.stderr) as bar:
@@ -58,36 +59,17 @@ def predict_images(model: Any, files: list[Path], progress: bool = True) -> list
                 except ValueError as error:
                     views.append(str(error))
             decoded = [v for v in views if not isinstance(v, str)]
-            results = iter(zip(*predict_and_flag(model, _stack(decoded)), strict=True))
+            answers = predict_and_flag(model, np.stack(decoded)) if decoded else ([], [])
+            results = iter(zip(*answers, strict=True))
             for file, view in zip(chunk, views, strict=True):
                 if isinstance(view, str):
                     rows.append({"file": str(file), "error": view})
                     continue
                 probabilities, flagged = next(results)
-                rows.append(
-                    {
-                        "file": str(file),
-                        "label": model.class_names[int(probabilities.argmax())],
-                        "confidence": round(float(probabilities.max()), 4),
-                        "out_of_distribution": bool(flagged),
-                        **dict(
-                            zip(
-                                model.class_names,
-                                probabilities.astype(float).round(4).tolist(),
-                                strict=True,
-                            )
-                        ),
-                        "error": "",
-                    }
-                )
+                row = answer_row(tuple(model.class_names), probabilities, flagged)
+                rows.append({"file": str(file), **row, "error": ""})
             bar.update(len(chunk))
     return rows
-
-
-def _stack(views: list) -> Any:
-    import numpy as np
-
-    return np.stack(views) if views else np.zeros((0, 32, 32, 3), np.uint8)
 
 
 def load_model(reference: str) -> Any:
@@ -125,7 +107,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", action="store_true", help="treat the input as a video (GIF)")
     parser.add_argument("--every", type=int, default=1, help="videos: classify every Nth frame")
     parser.add_argument(
-        "--max-frames", type=int, default=5000, help="videos: refuse more sampled frames"
+        "--max-frames", type=int, help="videos: refuse more sampled frames (default 5000)"
     )
     parser.add_argument("--output", type=Path, help=".csv or .json file (default: CSV on stdout)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -146,9 +128,8 @@ def predict_main(argv: list[str] | None = None) -> None:
 
         model = load_model(args.model)
         if video:
-            rows = model.classify_video(
-                args.inputs[0], args.every, max_frames=args.max_frames
-            ).rows()
+            limits = {} if args.max_frames is None else {"max_frames": args.max_frames}
+            rows = model.classify_video(args.inputs[0], args.every, **limits).rows()
         else:
             rows = predict_images(model, image_files(args.inputs), progress=not args.quiet)
     except (ValueError, OSError) as error:

@@ -241,16 +241,25 @@ def link_to_space(readme: str | os.PathLike, repo_id: str, commit: str, files: l
     commit when it is built, so its first visitor does not wait). An earlier entry for the same
     repo is replaced; the README is rewritten atomically."""
     readme = Path(readme)
-    metadata = metadata_load(readme) if readme.is_file() else None
-    if metadata is None:
-        raise ValueError(f"{readme}: not a Space README (no YAML front matter)")
+    metadata = space_metadata(readme)
     models = [m for m in metadata.get("models") or [] if m != repo_id] + [repo_id]
     preload = [p for p in metadata.get("preload_from_hub") or [] if p.split()[0] != repo_id]
     preload.append(f"{repo_id} {','.join(sorted(files))} {commit}")
     staging = temporary_sibling(readme)
-    shutil.copy2(readme, staging)
-    metadata_save(staging, {**metadata, "models": models, "preload_from_hub": preload})
-    os.replace(staging, readme)
+    try:
+        shutil.copy2(readme, staging)
+        metadata_save(staging, {**metadata, "models": models, "preload_from_hub": preload})
+        os.replace(staging, readme)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def space_metadata(readme: Path) -> dict[str, Any]:
+    """A Space README's front matter, or a ValueError saying why there is none."""
+    metadata = metadata_load(readme) if readme.is_file() else None
+    if metadata is None:
+        raise ValueError(f"{readme}: not a Space README (no file, or no YAML front matter)")
+    return metadata
 
 
 # ---------------------------------------------------------------------- command line
@@ -290,6 +299,8 @@ def push_main(argv: list[str] | None = None) -> None:
     args = build_push_parser().parse_args(argv)
     options = {"private": args.private, "tag": args.tag, "message": args.message}
     try:
+        if args.space_readme:
+            space_metadata(args.space_readme)  # a bad README is refused before anything is pushed
         config = read_config(args.folder)
         if is_ensemble(config):
             members = dict(_parse_member(text) for text in args.member)

@@ -24,6 +24,7 @@ from cifar_cnn.hub.layout import CARD_FILE
 from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.corruptions import corrupt
 from cifar_cnn.trust.ood import (
+    OUTLIER_WARNING,
     OutlierCheck,
     most_flag,
     outlier_check,
@@ -283,7 +284,7 @@ def model_card(classifier: CifarClassifier) -> tuple[str, list[tuple[str, str]]]
 
 BATCH_COLUMNS = ["file", "model", "label", "confidence", "warning", "error"]
 #: The Batch table's warning for a picture the model's out-of-distribution check flags.
-BATCH_WARNING = "may not be one of the 10 classes"
+BATCH_WARNING = OUTLIER_WARNING
 
 
 def classify_batch(

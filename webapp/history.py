@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from cifar_cnn.trust.ood import OUTLIER_WARNING
+
 HISTORY_COLUMNS = ["time", "model", "label", "confidence", "warning"]
 HISTORY_LIMIT = 50
 
@@ -25,7 +27,7 @@ def add_to_history(
         "label": next(iter(top)),
         "confidence": round(next(iter(top.values())), 4),
         # The out-of-distribution check flagged the picture.
-        "warning": "may not be one of the 10 classes" if flagged else "",
+        "warning": OUTLIER_WARNING if flagged else "",
         # The 32x32 view, not the enlarged one: 3 KB a row keeps sessions small on the server.
         # A copy: a slice would keep the whole enlarged picture (192 KB) alive in the session.
         "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32].copy(),

@@ -14,7 +14,9 @@ from webapp.monitoring import METRICS_CONTENT_TYPE, Monitor
 MAX_FILE_SIZE = "10mb"
 #: Model-bound requests run at once: one per core. TensorFlow already spreads each call over every
 #: core, so more at once only makes each request slower (bench/app_load.py).
-MODEL_CONCURRENCY = max(1, len(os.sched_getaffinity(0)))
+MODEL_CONCURRENCY = max(
+    1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 #: Requests that may wait for a worker; a caller beyond them gets "Queue is full" at once rather
 #: than a minute's wait (about 10 calls/s are answered on 2 cores: 32 waiting is ~3 s).
 QUEUE_SIZE = int(os.environ.get("CIFAR_QUEUE_SIZE", "32"))

@@ -2,7 +2,8 @@
 and publishing.
 
 A classifier's folder is Keras's own unzipped layout, so plain `keras.saving.load_model(folder)`
-and `keras.saving.load_model("hf://owner/repo")` read it: `config.json` holds the Keras model
+and `keras.saving.load_model("hf://owner/repo")` read it (without `cifar_cnn` when no custom
+layer is left: true of every shipped model): `config.json` holds the Keras model
 definition (`module`, `class_name`, `config`, ...) and, beside it under keys that never clash,
 ours (architecture, classes, training record, calibration, out-of-distribution detector, the
 SHA-256 of the weights); `metadata.json` and `model.weights.h5` are Keras's. `README.md` is the

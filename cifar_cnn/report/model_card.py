@@ -89,8 +89,11 @@ def render_model_card(
     metrics: dict[str, Any] | None,
     repo_id: str | None = None,
     error_gallery: bool = False,
+    plain_keras: bool = True,
 ) -> ModelCard:
-    """The card for a model folder, from its config (architecture, training record) and metrics."""
+    """The card for a model folder, from its config (architecture, training record) and metrics.
+    `plain_keras`: whether Keras alone loads the saved model (no custom layer left), so the card
+    shows that snippet."""
     architecture = config["architecture"]
     spec = get_spec(architecture) if architecture in list_models() else None
     title = spec.title if spec else f"CIFAR-10 {architecture}"
@@ -115,6 +118,7 @@ def render_model_card(
         "history": bool(config.get("has_history")),
         "claim": spec.claim if spec else None,
         "error_gallery": error_gallery,
+        "plain_keras": plain_keras,
     }
     if metrics:
         plain, tta = metrics["plain"], metrics["flip_tta"]

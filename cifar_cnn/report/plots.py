@@ -3,6 +3,7 @@ reliability, accuracy under corruptions, and a video's label timeline."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cifar_cnn.atomic import temporary_sibling  # noqa: E402
+
+_PYPLOT = threading.Lock()
 
 
 def plot_confusion_matrix(matrix, class_names, path: Path, title: str = "Confusion matrix") -> Path:
@@ -125,7 +128,15 @@ def plot_corruption_accuracy(
 
 def plot_video_timeline(result: Any, path: Path, title: str = "") -> Path:
     """Each class's probability over a video's sampled frames (a `VideoClassification`), with
-    the frames the out-of-distribution check flags shaded."""
+    the frames the out-of-distribution check flags shaded. Safe to call from several threads
+    (the app's requests): pyplot's state is shared, so one figure is drawn at a time."""
+    with _PYPLOT:
+        return _draw_video_timeline(result, path, title)
+
+
+def _draw_video_timeline(result: Any, path: Path, title: str) -> Path:
+    from cifar_cnn.trust.ood import OUTLIER_WARNING  # here: the other plots need no TensorFlow
+
     times, probabilities = result.times, result.probabilities
     fig, ax = plt.subplots(figsize=(9, 3.6))
     colours = plt.get_cmap("tab10")
@@ -135,7 +146,7 @@ def plot_video_timeline(result: Any, path: Path, title: str = "") -> Path:
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     flagged = [f.time for f in result.frames if f.out_of_distribution]
     for i, time in enumerate(flagged):
-        label = "may not be one of the 10 classes" if i == 0 else None
+        label = OUTLIER_WARNING if i == 0 else None
         ax.axvspan(time - step / 2, time + step / 2, color="0.85", zorder=0, label=label)
     ax.set_ylim(0, 1.02)
     ax.set_xlim(times[0] - step / 2, times[-1] + step / 2)

@@ -129,6 +129,8 @@ def ood_report(inside: dict[str, np.ndarray], outside: dict[str, np.ndarray]) ->
 #: For a model without a fitted detector: below this top probability (after calibration), a
 #: picture is flagged as possibly not one of the ten classes.
 LOW_CONFIDENCE = 0.5
+#: How tables, plots and flags name a picture the check flags.
+OUTLIER_WARNING = "may not be one of the 10 classes"
 
 
 @dataclass(frozen=True)
@@ -207,8 +209,9 @@ def predict_and_flag(model: Any, views: np.ndarray) -> tuple[np.ndarray, np.ndar
             for i, (view, p) in enumerate(zip(views, probabilities, strict=True))
         ]
         return probabilities, np.array(flags, dtype=bool)
-    flags = np.stack([predict_and_flag(member, views)[1] for member in members])
-    return model.predict(views), most_flag(flags)
+    answers = [predict_and_flag(member, views) for member in members]
+    probabilities = soft_vote(np.stack([p for p, _ in answers]), model.weights)
+    return probabilities, most_flag(np.stack([flags for _, flags in answers]))
 
 
 def most_flag(flags: np.ndarray) -> np.ndarray:
