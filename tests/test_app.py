@@ -182,7 +182,7 @@ UPLOADS = {
     "truncated.jpg": (lambda: jpeg_bytes(ship_photo())[:600], "truncated or corrupt"),
     "truncated.png": (lambda: png_bytes(ship_photo())[:2000], "truncated or corrupt"),
     "bomb.png": (decompression_bomb, "image too large"),
-    "drawing.svg": (lambda: SVG, "not an image file"),
+    "drawing.svg": (lambda: SVG, r"not an image file this app reads \(accepted: PNG, JPEG, GIF"),
     "document.pdf": (lambda: PDF, "not an image file"),
     "sixteen_bit.png": (sixteen_bit_png, None),
     "cmyk.jpg": (lambda: jpeg_bytes(ship_photo().convert("CMYK")), None),

@@ -172,7 +172,10 @@ def _decode(data: bytes, name: str) -> Image.Image:
             # Phone photos store their orientation in EXIF; show the picture upright.
             return _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
-        raise ValueError(f"{name}: not an image file (format not recognised)") from None
+        accepted = ", ".join(DECODED_FORMATS)
+        raise ValueError(
+            f"{name}: not an image file this app reads (accepted: {accepted}; SVG and PDF are not)"
+        ) from None
     except Image.DecompressionBombError as error:
         raise ValueError(f"{name}: image too large ({error})") from None
     except (OSError, SyntaxError) as error:
