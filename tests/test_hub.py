@@ -431,10 +431,25 @@ print(json.dumps(probabilities))
 
 
 @pytest.mark.slow
-def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(hub, tmp_path):
+def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(
+    hub, hub_api, folders, tmp_path
+):
     """Each shipped folder, pushed, loads with plain `keras.saving.load_model("hf://...")` in a
     process that never imports cifar_cnn, and with `from_pretrained("owner/repo@v1")`: both
-    predict exactly like the folder."""
+    predict exactly like the folder. A repo in the legacy layout (pushed before the Keras
+    layout: our config.json beside a zipped model.keras) still loads by revision."""
+    from cifar_cnn.classifier import CifarClassifier
+
+    current = CifarClassifier.from_pretrained(folders["old"])
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    current.model.save(legacy / "model.keras")
+    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
+    config["model_sha256"] = sha256(legacy / "model.keras")
+    (legacy / "config.json").write_text(json.dumps(config))
+    hub_api.create_repo("tester/cifar10-legacy")
+    hub_api.upload_folder(repo_id="tester/cifar10-legacy", folder_path=legacy)
+    hub_api.create_tag("tester/cifar10-legacy", tag="v1")
     shipped = model_folders(REPO_ROOT / "models")
     assert [folder.name for folder in shipped] == ["mobilenet_transfer", "resnet_fast", "seed_cnn"]
     code = """
@@ -450,11 +465,15 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(h
                 "identical": bool((hub.predict(IMAGES) == local.predict(IMAGES)).all()),
                 "uncalibrated": local.predict(IMAGES, calibrated=False).tolist(),
             }
-        report(**result)
+        legacy = CifarClassifier.from_pretrained("tester/cifar10-legacy@v1", cache_dir=P["cache"])
+        local = CifarClassifier.load_folder(P["legacy"])
+        report(**result, legacy_hub=legacy.predict(IMAGES), legacy_local=local.predict(IMAGES))
     """
     repos = [f"tester/cifar10-{folder.name.replace('_', '-')}" for folder in shipped]
     out = client(hub, tmp_path / "home", code, folders=",".join(map(str, shipped)),
-                 repos=",".join(repos), cache=tmp_path / "cache")  # fmt: skip
+                 repos=",".join(repos), cache=tmp_path / "cache", legacy=legacy)  # fmt: skip
+    legacy_hub, legacy_local = probabilities(out["legacy_hub"]), probabilities(out["legacy_local"])
+    np.testing.assert_array_equal(legacy_hub, legacy_local)
     assert {repo: (out[repo]["tag"], out[repo]["identical"]) for repo in repos} == {
         repo: ("v1", True) for repo in repos
     }
@@ -467,30 +486,6 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(h
         np.testing.assert_array_equal(
             probabilities(keras_probabilities[repo]), probabilities(out[repo]["uncalibrated"])
         )
-
-
-def test_a_repo_in_the_legacy_layout_still_loads_by_revision(hub, hub_api, folders, tmp_path):
-    """Repos pushed before the Keras layout: our config.json beside a zipped model.keras."""
-    from cifar_cnn.classifier import CifarClassifier
-
-    current = CifarClassifier.from_pretrained(folders["old"])
-    legacy = tmp_path / "legacy"
-    legacy.mkdir()
-    current.model.save(legacy / "model.keras")
-    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
-    config["model_sha256"] = sha256(legacy / "model.keras")
-    (legacy / "config.json").write_text(json.dumps(config))
-    repo = "tester/cifar10-legacy"
-    hub_api.create_repo(repo)
-    hub_api.upload_folder(repo_id=repo, folder_path=legacy, commit_message="Upload")
-    hub_api.create_tag(repo, tag="v1")
-    code = """
-        loaded = CifarClassifier.from_pretrained(P["repo"] + "@v1")
-        local = CifarClassifier.load_folder(P["folder"])
-        report(hub=loaded.predict(IMAGES), local=local.predict(IMAGES))
-    """
-    out = client(hub, tmp_path / "home", code, repo=repo, folder=folders["old"])
-    np.testing.assert_array_equal(probabilities(out["hub"]), probabilities(out["local"]))
 
 
 def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):
