@@ -2,10 +2,18 @@
 
 import contextlib
 import os
+import tempfile
 import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Each test process gets its own Gradio cache, set before Gradio is imported (it reads the
+# variable once). Gradio names cached files by their content and a server that shuts down deletes
+# every file it created, so a test server stopping in one process deleted the very file another
+# process's server was about to serve (a 403 in CI, when both had classified the same ship).
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(
+    prefix=f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
+)
 
 from pathlib import Path  # noqa: E402
 
