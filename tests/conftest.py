@@ -99,6 +99,21 @@ def served(trained_seed_cnn):
     return load_models([str(flagship), str(trained_seed_cnn), "/srv/private/missing_model"])
 
 
+def save_legacy_folder(classifier, folder: Path) -> Path:
+    """`classifier` saved as folders and repos were before the Keras layout: our config.json
+    (with `model_sha256`) beside a zipped model.keras."""
+    import json
+
+    from cifar_cnn.hub.layout import sha256
+
+    folder.mkdir(parents=True)
+    classifier.model.save(folder / "model.keras")
+    config = {k: v for k, v in classifier.config.items() if k != "weights_sha256"}
+    config["model_sha256"] = sha256(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 @contextlib.contextmanager
 def running_app(served):
     """The production server (app.build_app: the demo, /healthz and /metrics) under uvicorn on

@@ -4,6 +4,7 @@ Each tab is used as a visitor would, and a screenshot of it is saved to $APP_SCR
 a pytest temporary folder) for people to look at.
 """
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -41,17 +42,28 @@ def playwright():
         yield playwright
 
 
-@pytest.fixture(scope="module")
-def page(playwright, app_url):
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
+@contextlib.contextmanager
+def app_page(playwright, app_url: str, flags: tuple[str, ...] = (), permissions=()):
+    """A page showing the app, in a Chromium launched with `flags` and granted `permissions`."""
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + list(flags)
+    )
     try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.grant_permissions(list(permissions))
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_url)
+        page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
         yield page
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(playwright, app_url):
+    with app_page(playwright, app_url) as page:
+        yield page
 
 
 def open_tab(page, name: str) -> None:
@@ -202,19 +214,8 @@ def camera_page(playwright, app_url, tmp_path_factory):
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={clip}",
     ]
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + camera
-    )
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.grant_permissions(["camera"])
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.get_by_role("heading", name="CIFAR-10 explorer").wait_for()
-    try:
+    with app_page(playwright, app_url, tuple(camera), ["camera"]) as page:
         yield page
-    finally:
-        browser.close()
 
 
 def test_live_tab_follows_the_camera_and_shows_the_frame_rate(camera_page, screenshots):

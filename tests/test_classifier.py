@@ -143,15 +143,10 @@ def test_plain_keras_loads_the_shipped_flagship_without_cifar_cnn(slice_data, tm
 def test_a_folder_in_the_legacy_layout_still_loads(trained_seed_cnn, slice_data, tmp_path):
     """Folders and repos saved before the Keras layout hold our config.json beside a zipped
     model.keras checked by `model_sha256`."""
-    from cifar_cnn.hub.layout import sha256
+    from conftest import save_legacy_folder
 
     current = CifarClassifier.from_pretrained(trained_seed_cnn)
-    legacy = tmp_path / "legacy"
-    legacy.mkdir()
-    current.model.save(legacy / "model.keras")
-    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
-    config["model_sha256"] = sha256(legacy / "model.keras")
-    (legacy / "config.json").write_text(json.dumps(config))
+    legacy = save_legacy_folder(current, tmp_path / "legacy")
 
     loaded = CifarClassifier.from_pretrained(legacy)
     np.testing.assert_array_equal(

@@ -22,7 +22,7 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
-from cifar_cnn.hub.layout import model_folders, sha256
+from cifar_cnn.hub.layout import model_folders
 
 TOKEN = "hf_token_for_the_local_test_hub"
 CLIENT_PRELUDE = """
@@ -438,15 +438,13 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(
     process that never imports cifar_cnn, and with `from_pretrained("owner/repo@v1")`: both
     predict exactly like the folder. A repo in the legacy layout (pushed before the Keras
     layout: our config.json beside a zipped model.keras) still loads by revision."""
+    from conftest import save_legacy_folder
+
     from cifar_cnn.classifier import CifarClassifier
 
-    current = CifarClassifier.from_pretrained(folders["old"])
-    legacy = tmp_path / "legacy"
-    legacy.mkdir()
-    current.model.save(legacy / "model.keras")
-    config = {k: v for k, v in current.config.items() if k != "weights_sha256"}
-    config["model_sha256"] = sha256(legacy / "model.keras")
-    (legacy / "config.json").write_text(json.dumps(config))
+    legacy = save_legacy_folder(
+        CifarClassifier.from_pretrained(folders["old"]), tmp_path / "legacy"
+    )
     hub_api.create_repo("tester/cifar10-legacy")
     hub_api.upload_folder(repo_id="tester/cifar10-legacy", folder_path=legacy)
     hub_api.create_tag("tester/cifar10-legacy", tag="v1")
