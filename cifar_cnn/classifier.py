@@ -51,6 +51,7 @@ from cifar_cnn.hub.layout import (
     read_json,
     sha256,
     split_config,
+    weights_digest,
     weights_file,
 )
 from cifar_cnn.hub.reference import is_hub_reference, parse_reference
@@ -301,7 +302,7 @@ class CifarClassifier(
         weights = folder / (WEIGHTS_FILE if keras_model else LEGACY_MODEL_FILE)
         if not weights.is_file():
             raise ValueError(f"{folder}: incomplete model folder (no {weights.name})")
-        expected = config.get("weights_sha256" if keras_model else "model_sha256")
+        expected = weights_digest(config)
         if expected and sha256(weights) != expected:
             raise ValueError(
                 f"{weights}: checksum mismatch with config.json (incomplete or altered download)"

@@ -20,6 +20,7 @@ import gradio as gr
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from cifar_cnn.hub.layout import weights_digest
 from webapp.serving import ServedModels
 
 #: Latency buckets (seconds) around what the app does: 5 ms classifications to multi-second batches.
@@ -85,7 +86,7 @@ class Monitor:
             name: {
                 "architecture": c.config.get("architecture"),
                 "code_version": c.config.get("training", {}).get("code_version"),
-                "weights_sha256": c.config.get("weights_sha256", c.config.get("model_sha256")),
+                "weights_sha256": weights_digest(c.config),
             }
             for name, c in self.served.classifiers.items()
         }

@@ -90,6 +90,12 @@ def merge_config(ours: dict[str, Any], keras_model: dict[str, Any]) -> dict[str,
     return {**keras_model, **ours}
 
 
+def weights_digest(config: dict[str, Any]) -> str | None:
+    """The SHA-256 of the weights a config records: `weights_sha256` (model.weights.h5), or the
+    legacy layout's `model_sha256` (model.keras); None if it records neither."""
+    return config.get("weights_sha256") or config.get("model_sha256")
+
+
 def weights_file(folder: str | os.PathLike) -> Path | None:
     """The folder's weights: `model.weights.h5`, else a legacy `model.keras`, else None."""
     for name in (WEIGHTS_FILE, LEGACY_MODEL_FILE):
