@@ -16,6 +16,7 @@ import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import uvicorn
@@ -23,15 +24,16 @@ from fastapi import FastAPI
 from gradio.utils import get_upload_folder
 
 from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
-from cifar_cnn.explain.gradcam import COLORMAPS, METHODS, cam_layers
+from cifar_cnn.explain.gradcam import COLORMAPS, METHODS, cam_stages, colour_scale
 from cifar_cnn.trust.corruptions import CORRUPTIONS
+from cifar_cnn.trust.ood import OUTLIER_WARNING
 from webapp import events
-from webapp.history import HISTORY_COLUMNS, add_to_history
+from webapp.history import HISTORY_COLUMNS, add_to_history, history_rows
 from webapp.monitoring import Monitor
 from webapp.outputs import OutputFolder
-from webapp.server import MODEL_CONCURRENCY, QUEUE_SIZE, create_server
+from webapp.server import MAX_UPLOAD_MB, MODEL_CONCURRENCY, QUEUE_SIZE, create_server
 from webapp.serving import ServedModels, load_models, model_sources
-from webapp.uploads import image_handler, upload_error_message, uploaded_path
+from webapp.uploads import image_handler, shown_error, upload_error_message, uploaded_path
 from webapp.video import (
     MAX_CAM_FRAMES,
     MAX_SAMPLED_FRAMES,
@@ -42,8 +44,30 @@ from webapp.video import (
 )
 
 EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples").glob("*.png"))
-# Fashion-MNIST test images: pictures that are none of the ten classes.
-OUTLIER_EXAMPLES = sorted(str(p) for p in (REPO_ROOT / "examples" / "outliers").glob("*.png"))
+# Pictures that are none of the ten classes: everyday photos and Fashion-MNIST test images.
+OUTLIER_EXAMPLES = sorted(
+    str(p) for p in (REPO_ROOT / "examples" / "outliers").iterdir() if p.suffix in (".png", ".jpg")
+)
+OUTLIER_LABEL = "Not one of the ten classes (photos, Fashion-MNIST)"
+#: The page's own styles: the out-of-distribution banner, and every tab reachable at phone
+#: width (Gradio folds tabs that do not fit into a "..." menu; here they wrap onto more rows).
+APP_CSS = """
+.ood-banner { background: #fff4e5; border: 2px solid #e8a33d; border-radius: 8px;
+  padding: 4px 14px !important; }
+.ood-banner h3 { margin: 4px 0 !important; color: #8a4b00 !important; }
+.ood-banner p { color: #4a3000 !important; }
+.tab-wrapper { height: auto !important; }
+.tab-wrapper .tab-container { flex-wrap: wrap !important; height: auto !important; }
+.tab-wrapper .tab-container.visually-hidden button { font-size: 1px !important;
+  padding: 0 !important; min-width: 0 !important; }  /* Gradio measures these to fold tabs */
+.tab-wrapper .overflow-menu { display: none !important; }
+#model-plots .thumbnail-item, #model-plots button { aspect-ratio: auto !important;
+  height: auto !important; }
+#model-plots img { width: 100% !important; height: auto !important; object-fit: contain;
+  max-width: 900px; }
+.whole-gallery .grid-wrap { height: auto !important; max-height: none !important;
+  overflow: visible !important; }  /* every picture shown, none behind an inner scroll */
+"""
 #: Every event that runs a model draws on one pool of MODEL_CONCURRENCY workers.
 MODEL_BOUND = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY}
 #: How long one live camera stream may run before the visitor restarts it.
@@ -82,17 +106,35 @@ class Page:
         return examples
 
 
+def scroll_into_view(elem_id: str) -> str:
+    """Browser-side code that brings an answer into view: on a phone the result column sits
+    below the inputs, out of sight once the button is pressed."""
+    return f"() => document.getElementById('{elem_id}')?.scrollIntoView({{block: 'nearest'}})"
+
+
+def banner_slot(elem_id: str) -> gr.Markdown:
+    """Where the out-of-distribution warning appears, above the label it qualifies."""
+    return gr.Markdown(visible=False, elem_id=elem_id, elem_classes=["ood-banner"])
+
+
+def banner(check) -> gr.Markdown:
+    """The warning in plain words when the check flags the picture; hidden otherwise."""
+    return gr.Markdown(events.banner_text(check), visible=check.flagged)
+
+
 def classify_tab(page: Page, history: gr.State) -> None:
     @page.observed("classify")
     @image_handler
     def classify(image, model, top_k=events.TOP_K):
         result = events.classify(page.served.get(model), image, int(top_k))
-        return result.top, page.outputs.image_file(result.view), result.notice
+        return result.top, page.outputs.image_file(result.view), banner(result.outlier)
 
-    def remember(history, top, view, model, notice):
+    def remember(history, image, top, view, model, notice):
         if not top or view is None:
             return history
-        return add_to_history(history, view, model, top, flagged=bool(notice))
+        # Gradio keeps an upload under its own name (in a folder named by its content).
+        name = Path(image).name if image else ""
+        return add_to_history(history, view, model, top, flagged=bool(notice), file=name)
 
     with gr.Row():
         with gr.Column():
@@ -100,46 +142,65 @@ def classify_tab(page: Page, history: gr.State) -> None:
             model = page.model_choice()
             top_k = gr.Slider(1, 10, value=events.TOP_K, step=1, label="Top classes shown")
             button = gr.Button("Classify", variant="primary")
-        with gr.Column():
-            labels = gr.Label(label="Prediction")
-            notice = gr.Markdown()
+        with gr.Column(elem_id="classify-result"):
+            notice = banner_slot("classify-banner")
+            labels = gr.Label(label="Prediction", elem_id="classify-label")
             view = gr.Image(label="What the model sees (32x32)", height=200, elem_id="model-view")
             # A link that reopens the page with this result on it (saved on the server).
             gr.DeepLinkButton("Copy a link to this result", size="sm")
     inputs, outputs = [image, model, top_k], [labels, view, notice]
     page.examples(EXAMPLES, classify, inputs, outputs, label="CIFAR-10 test images")
-    outliers = "Not one of the ten classes (Fashion-MNIST)"
-    page.examples(OUTLIER_EXAMPLES, classify, inputs, outputs, label=outliers)
+    page.examples(OUTLIER_EXAMPLES, classify, inputs, outputs, label=OUTLIER_LABEL)
     # Stateless, so that API and MCP callers get a plain answer; the page then records it in
     # this browser session's history.
-    button.click(classify, inputs, outputs, api_name="classify_tab", **UI_EVENT).success(
-        remember, [history, labels, view, model, notice], [history], api_name=False, queue=False
+    answered = button.click(classify, inputs, outputs, api_name="classify_tab", **UI_EVENT)
+    answered.then(None, js=scroll_into_view("classify-result"), api_name=False)
+    answered.success(
+        remember,
+        [history, image, labels, view, model, notice],
+        [history],
+        api_name=False,
+        queue=False,
     )
 
 
-def ensemble_tab(page: Page) -> None:
+def ensemble_tab(page: Page, history: gr.State) -> None:
     @page.observed("ensemble")
     @image_handler
     def vote(image):
         result = events.ensemble_vote(page.served, image)
-        return result.rows, result.soft, result.summary
+        return result.rows, result.soft, banner(result.outlier), result.summary
 
     with gr.Row():
         with gr.Column():
             image = page.image("Your image", "ensemble-image")
             button = gr.Button("Vote", variant="primary")
-        with gr.Column():
-            soft = gr.Label(label="Soft vote (weighted mean of probabilities)")
-            summary = gr.Markdown()
-    table = gr.Dataframe(
-        headers=["model", "vote", "confidence", *CLASS_NAMES], label="Each model's vote"
+        with gr.Column(elem_id="ensemble-result"):
+            notice = banner_slot("ensemble-banner")
+            soft = gr.Label(label="Soft vote (weighted mean of probabilities)", num_top_classes=3)
+            summary = gr.Markdown(elem_id="ensemble-summary")
+            table = gr.Dataframe(
+                headers=events.ENSEMBLE_COLUMNS, label="Each model's vote", elem_id="ensemble-table"
+            )
+    outputs = [table, soft, notice, summary]
+    page.examples(EXAMPLES, vote, [image], outputs, label="CIFAR-10 test images")
+    page.examples(OUTLIER_EXAMPLES, vote, [image], outputs, label=OUTLIER_LABEL)
+
+    def remember(history, image, soft, notice):
+        if not soft or not image:
+            return history
+        _, view = events.model_view(image)
+        name = Path(image).name
+        return add_to_history(history, view, "ensemble", soft, flagged=bool(notice), file=name)
+
+    answered = button.click(vote, [image], outputs, api_name="ensemble", **UI_EVENT)
+    answered.then(None, js=scroll_into_view("ensemble-result"), api_name=False)
+    answered.success(
+        remember, [history, image, soft, notice], [history], api_name=False, queue=False
     )
-    outputs = [table, soft, summary]
-    page.examples(EXAMPLES + OUTLIER_EXAMPLES, vote, [image], outputs)
-    button.click(vote, [image], outputs, api_name="ensemble", **UI_EVENT)
 
 
-def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
+def gradcam_tab(page: Page) -> None:
     @page.observed("gradcam")
     @image_handler
     def explain(
@@ -160,11 +221,14 @@ def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
             opacity=float(opacity),
             colormap=colormap,
         )
-        return page.outputs.image_file(result.overlay), result.caption
+        scale = page.outputs.image_file(colour_scale(colormap))
+        return page.outputs.image_file(result.overlay), result.caption, scale
 
     def layers_of(model):
-        choices = cam_layers(page.served.get(model).model) if model else []
-        return gr.Dropdown(choices=["", *choices], value="")
+        """The default layer and one per earlier resolution, each named (cam_stages)."""
+        choices = list(cam_stages(page.served.get(model).model).items()) if model else []
+        value = choices[0][1] if choices else None
+        return gr.Dropdown(choices, value=value, label="Layer", elem_id="cam-layer")
 
     with gr.Row():
         with gr.Column():
@@ -173,7 +237,7 @@ def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
             class_name = gr.Dropdown(
                 ["predicted", *CLASS_NAMES], value="predicted", label="Explain the class"
             )
-            layer = gr.Dropdown([""], value="", label="Layer (empty: the default)")
+            layer = layers_of(page.default)
             method = gr.Radio(list(METHODS), value="gradcam", label="Method")
             opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heat opacity")
             colormap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colour map")
@@ -182,12 +246,19 @@ def gradcam_tab(page: Page, demo: gr.Blocks) -> None:
             overlay = gr.Image(
                 label="Where the model looked", height=320, elem_id="gradcam-overlay"
             )
-            caption = gr.Markdown()
+            scale = gr.Image(
+                page.outputs.image_file(colour_scale("jet")),
+                label="Colour scale: no evidence (left) to the most (right)",
+                height=60,
+                interactive=False,
+                elem_id="gradcam-scale",
+            )
+            caption = gr.Markdown(elem_id="gradcam-caption")
     inputs = [image, model, class_name, layer, method, opacity, colormap]
-    page.examples(EXAMPLES, explain, inputs, [overlay, caption])
+    outputs = [overlay, caption, scale]
+    page.examples(EXAMPLES, explain, inputs, outputs)
     model.change(layers_of, [model], [layer], api_name=False)
-    demo.load(layers_of, [model], [layer], api_name=False)  # the default model's, at once
-    button.click(explain, inputs, [overlay, caption], api_name="gradcam", **UI_EVENT)
+    button.click(explain, inputs, outputs, api_name="gradcam", **UI_EVENT)
 
 
 def compare_tab(page: Page) -> None:
@@ -197,7 +268,10 @@ def compare_tab(page: Page) -> None:
         panels = []
         for name in models or page.names:
             result = events.explain(page.served.get(name), image)
+            check = events.classify(page.served.get(name), image, top_k=1).outlier
             caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
+            if check.flagged:
+                caption += f" (⚠ {OUTLIER_WARNING})"
             panels.append((page.outputs.image_file(result.overlay), caption))
         return panels
 
@@ -217,11 +291,13 @@ def robustness_tab(page: Page) -> None:
     @image_handler
     def robustness(image, model, corruption="gaussian_blur", severity=3):
         result = events.robustness(page.served.get(model), image, corruption, int(severity))
-        explanation, c = result.explanation, result.classification
+        explanation, c, clean = result.explanation, result.classification, result.clean
         return (
+            page.outputs.image_file(clean.view),
+            clean.top,
             page.outputs.image_file(result.corrupted),
             c.top,
-            c.notice,
+            banner(c.outlier),
             page.outputs.image_file(explanation.overlay),
             explanation.caption + " (on the corrupted view)",
         )
@@ -239,19 +315,22 @@ def robustness_tab(page: Page) -> None:
             severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0: none)")
             button = gr.Button("Corrupt and classify", variant="primary")
         with gr.Column():
-            view = gr.Image(label="What the model sees, corrupted", height=200)
+            clean_view = gr.Image(label="Clean: what the model sees", height=200)
+            clean_labels = gr.Label(label="Clean prediction", num_top_classes=3)
+        with gr.Column():
+            view = gr.Image(label="Corrupted", height=200)
+            notice = banner_slot("robust-banner")
             labels = gr.Label(label="Prediction", num_top_classes=3)
-            notice = gr.Markdown()
         with gr.Column():
             overlay = gr.Image(label="Where the model looked", height=200)
             caption = gr.Markdown()
     inputs = [image, model, corruption, severity]
-    outputs = [view, labels, notice, overlay, caption]
+    outputs = [clean_view, clean_labels, view, labels, notice, overlay, caption]
     page.examples(EXAMPLES, robustness, inputs, outputs)
     button.click(robustness, inputs, outputs, api_name="robustness", **UI_EVENT)
     gr.on(  # live updates, once there is an image to update
         [severity.release, corruption.change],
-        lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 5,
+        lambda image, *rest: robustness(image, *rest) if image else [gr.skip()] * 7,
         inputs,
         outputs,
         api_name=False,
@@ -270,30 +349,43 @@ def batch_tab(page: Page) -> None:
             models: the served models to use; empty for the first (the flagship).
         Returns:
             A table with one row per picture and model (file, model, label, confidence,
-            warning) and the same as a CSV file.
+            warning, error), the same as a CSV file, and what the model saw of each picture.
         """
         if not files:
-            raise gr.Error("Please add some images first.")
+            raise shown_error("Please add some images first.")
         try:
-            rows = events.classify_batch(page.served, list(files), models or None, progress)
+            rows, views = events.classify_batch(page.served, list(files), models or None, progress)
         except ValueError as error:
-            raise gr.Error(str(error)) from None
-        return rows, page.outputs.csv_file(rows, events.BATCH_COLUMNS)
+            raise shown_error(str(error)) from None
+        thumbnails = [
+            (page.outputs.image_file(events.enlarge(view, 96)), name) for name, view in views
+        ]
+        return rows, page.outputs.csv_file(rows, events.BATCH_COLUMNS), thumbnails
 
     with gr.Row():
-        with gr.Column(scale=1):
-            files = gr.File(
-                file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files"
-            )
-            models = gr.CheckboxGroup(page.names, value=page.names[:1], label="Models")
-            button = gr.Button("Classify all", variant="primary")
         with gr.Column(scale=2):
-            table = gr.Dataframe(headers=events.BATCH_COLUMNS, label="Predictions")
+            files = gr.File(
+                file_count="multiple",
+                file_types=["image"],
+                label="Images",
+                height=180,  # many files scroll inside; the button stays in view
+                elem_id="batch-files",
+            )
+        with gr.Column(scale=1):
+            models = gr.CheckboxGroup(page.names, value=page.names[:1], label="Models")
+            button = gr.Button("Classify all", variant="primary", elem_id="batch-button")
             csv = gr.File(label="Download as CSV")
+    table = gr.Dataframe(
+        headers=events.BATCH_COLUMNS, label="Predictions", wrap=True, elem_id="batch-table"
+    )
+    thumbnails = gr.Gallery(
+        label="What the model saw", columns=8, height="auto", object_fit="contain",
+        allow_preview=False, elem_id="batch-thumbnails", elem_classes=["whole-gallery"],
+    )  # fmt: skip
     button.click(
         batch,
         [files, models],
-        [table, csv],
+        [table, csv, thumbnails],
         api_name="batch",
         api_visibility="undocumented",
         **MODEL_BOUND,
@@ -304,16 +396,17 @@ def video_tab(page: Page) -> None:
     @page.observed("video")
     def video(upload, model, gradcam):
         if not upload:
-            raise gr.Error("Please upload a video first.")
+            raise shown_error("Please upload a video first.")
         try:
             report = analyse_video(page.served.get(model), upload, page.outputs.path, gradcam)
         except ValueError as error:
-            raise gr.Error(str(error)) from None
+            raise shown_error(str(error)) from None
         changes = [(page.outputs.image_file(image), caption) for image, caption in report.changes]
         return str(report.timeline), changes, str(report.annotated), report.summary
 
     gr.Markdown(
-        f"Upload a video (MP4, WebM, MOV, AVI or GIF; up to 10 MB and {MAX_VIDEO_SECONDS} s): "
+        "Upload a video (MP4, WebM, MOV, AVI or GIF; up to "
+        f"{MAX_UPLOAD_MB} MB and {MAX_VIDEO_SECONDS} s): "
         f"its frames are classified (at most {MAX_SAMPLED_FRAMES}; a longer video is sampled "
         "more sparsely), with each class's probability over time, the frames where the label "
         "changes, and the video with the labels burnt in."
@@ -354,11 +447,11 @@ def live_tab(page: Page) -> None:
         try:
             answer, times = live_frame(page.served.get(model), frame, gradcam, times)
         except ValueError as error:
-            raise gr.Error(str(error)) from None
+            raise shown_error(str(error)) from None
         result = answer.classification
         overlay = page.outputs.image_file(answer.overlay) if answer.overlay is not None else None
         served = f"**{answer.fps:.1f}** frames per second served"
-        return result.top, result.notice, overlay, served, times
+        return result.top, banner(result.outlier), overlay, served, times
 
     gr.Markdown(
         "Point your camera at something: each frame the server can take is classified as it "
@@ -375,8 +468,8 @@ def live_tab(page: Page) -> None:
             model = page.model_choice()
             gradcam = gr.Checkbox(False, label="Show Grad-CAM (slower)")
         with gr.Column():
+            notice = banner_slot("live-banner")
             labels = gr.Label(label="Prediction", num_top_classes=3, elem_id="live-label")
-            notice = gr.Markdown()
             rate = gr.Markdown(elem_id="live-fps")
             overlay = gr.Image(label="Where the model looked", height=256)
     camera.stream(
@@ -397,29 +490,33 @@ def live_tab(page: Page) -> None:
 
 def history_tab(page: Page, history: gr.State, tab: gr.Tab) -> None:
     def show_history(history):
-        history = history or []
-        table = [[h[c] for c in HISTORY_COLUMNS] for h in history]
+        rows = history_rows(history)
         thumbnails = [
-            (
-                page.outputs.image_file(events.enlarge(h["thumbnail"], 96)),
-                f"{h['label']} ({h['model']})",
-            )
-            for h in history
+            page.outputs.image_file(events.enlarge(h["thumbnail"], 96)) for h in history or []
         ]
-        return table, thumbnails
+        csv = page.outputs.csv_file(rows, HISTORY_COLUMNS) if rows else None
+        return rows, thumbnails, csv
 
-    gr.Markdown("Your predictions in this browser session (kept only in this session).")
-    table = gr.Dataframe(headers=HISTORY_COLUMNS, label="History")
+    gr.Markdown(
+        "Your predictions in this browser session, newest first (Classify and Ensemble; kept "
+        "only in this session, never on the server)."
+    )
+    with gr.Row():
+        clear = gr.Button("Clear the history", size="sm", elem_id="history-clear")
+        csv = gr.File(label="Download as CSV", elem_id="history-csv")
+    table = gr.Dataframe(headers=HISTORY_COLUMNS, label="History", wrap=True, elem_id="history")
     gallery = gr.Gallery(
-        label="What the model saw",
+        label="What the model saw (same order as the table)",
         columns=8,
-        height=220,
+        height="auto",
         object_fit="contain",
         allow_preview=False,
         fit_columns=False,  # a few thumbnails stay thumbnail-sized
         elem_id="history-gallery",
+        elem_classes=["whole-gallery"],
     )
-    tab.select(show_history, [history], [table, gallery], api_name=False)
+    tab.select(show_history, [history], [table, gallery, csv], api_name=False)
+    clear.click(lambda: ([], [], [], None), None, [history, table, gallery, csv], api_name=False)
 
 
 def models_tab(page: Page, demo: gr.Blocks) -> None:
@@ -429,7 +526,11 @@ def models_tab(page: Page, demo: gr.Blocks) -> None:
 
     model = page.model_choice()
     card = gr.Markdown()
-    plots = gr.Gallery(label="Plots", columns=2, height="auto")
+    # One plot a row, each whole at its own aspect ratio (squares would crop them).
+    plots = gr.Gallery(
+        label="Plots", columns=1, object_fit="contain", elem_id="model-plots",
+        elem_classes=["whole-gallery"],
+    )  # fmt: skip
     model.change(
         model_card, [model], [card, plots], api_name="models", api_visibility="undocumented"
     )
@@ -501,12 +602,12 @@ def api_tools(page: Page) -> None:
             label, confidence, out_of_distribution per classified frame).
         """
         if not video:
-            raise gr.Error("Please give a video.")
+            raise shown_error("Please give a video.")
         try:
             path = uploaded_path(video, upload_folder=get_upload_folder())
             return video_answer(page.served.get(model), path)
         except ValueError as error:
-            raise gr.Error(upload_error_message(error, video)) from None
+            raise shown_error(upload_error_message(error, video)) from None
 
     with gr.Column(visible=False):  # inputs and outputs for programs; the page never shows them
         image = gr.Image(type="filepath", label="image")
@@ -546,9 +647,9 @@ def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Block
         with gr.Tab("Classify"):
             classify_tab(page, history)
         with gr.Tab("Ensemble"):
-            ensemble_tab(page)
+            ensemble_tab(page, history)
         with gr.Tab("Grad-CAM"):
-            gradcam_tab(page, demo)
+            gradcam_tab(page)
         with gr.Tab("Compare"):
             compare_tab(page)
         with gr.Tab("Robustness"):
@@ -572,7 +673,7 @@ def build_demo(served: ServedModels, monitor: Monitor | None = None) -> gr.Block
 def build_app(served: ServedModels) -> FastAPI:
     """The whole server: the demo mounted on FastAPI beside /healthz and /metrics."""
     monitor = Monitor(served)
-    return create_server(build_demo(served, monitor), monitor)
+    return create_server(build_demo(served, monitor), monitor, css=APP_CSS)
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -31,3 +33,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` so that readers see the old or the new file, never a
     partial one."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of `path` for a writer that takes a file name (Keras, numpy): renamed
+    over `path` when the block succeeds, removed when it fails.
+
+    >>> with atomic_path(folder / "model.weights.h5") as tmp:
+    ...     model.save_weights(tmp)
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

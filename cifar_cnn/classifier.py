@@ -59,6 +59,7 @@ from cifar_cnn.models import create_model, get_spec, list_models
 from cifar_cnn.models.layers import fold_scaled_biases
 from cifar_cnn.report.model_card import render_model_card
 from cifar_cnn.trust.calibration import apply_temperature
+from cifar_cnn.trust.ood import CheckedPrediction, check_image, verify_detector_files
 from cifar_cnn.video import VideoClassification, classify_video
 
 #: How many classes `classify` returns unless told.
@@ -155,6 +156,17 @@ class CifarClassifier(
         if probabilities.ndim != 1:
             raise ValueError("classify takes one image; use predict for a batch")
         return self.top_classes(probabilities, top_k)
+
+    def check(self, image: ImageLike, top_k: int = DEFAULT_TOP_K) -> CheckedPrediction:
+        """Classify one picture and say whether it may not be one of the ten classes, and why:
+
+        >>> answer = clf.check("coffee.jpg")
+        >>> answer.label, answer.out_of_distribution, answer.warning
+        ('cat', True, 'This may not be one of the 10 classes: it looks unlike the photos ...')
+
+        The check is the model's fitted detector (`cifar-evaluate --ood`, see
+        `cifar_cnn.trust.ood`), or, for a model without one, a top probability below 50%."""
+        return check_image(self, image, top_k)
 
     def classify_video(
         self, path: str | os.PathLike, every: int = 1, **options: Any
@@ -307,6 +319,7 @@ class CifarClassifier(
             raise ValueError(
                 f"{weights}: checksum mismatch with config.json (incomplete or altered download)"
             )
+        verify_detector_files(folder, config.get("ood_detector"))
         # The current layout is read by Keras itself, exactly as a plain Keras user reads it.
         model = keras.saving.load_model(
             folder if keras_model else weights, compile=False, safe_mode=True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ from cifar_cnn.hub.layout import (
 )
 from cifar_cnn.hub.reference import is_hub_reference
 from cifar_cnn.report.model_card import render_ensemble_card
+from cifar_cnn.trust.ood import (
+    DETECTOR_FILES,
+    CheckedPrediction,
+    check_image,
+    verify_detector_files,
+)
 from cifar_cnn.video import VideoClassification, classify_video
 from cifar_cnn.voting import TIE_BREAK, agreement, checked_weights, hard_vote, soft_vote
 
@@ -83,6 +90,7 @@ class CifarEnsemble:
         self.class_names = members[0].class_names
         self.metrics: dict[str, Any] | None = None
         self.config: dict[str, Any] = {}  # the loaded config.json's other keys (OOD detector...)
+        self.source_dir: Path | None = None  # the folder it was loaded from
         # Which members `from_pretrained` downloaded from the Hub (their sources are repo ids).
         self.from_hub = [False] * len(members)
 
@@ -102,6 +110,11 @@ class CifarEnsemble:
 
     def agreement(self, images: ImageLike | list[ImageLike], **kwargs) -> dict[str, Any]:
         return agreement(self.member_probabilities(images, **kwargs))
+
+    def check(self, image: ImageLike, top_k: int = 3) -> CheckedPrediction:
+        """The soft vote's top classes for one picture, and whether it may not be one of the ten
+        classes, and why (the ensemble's own fitted detector, else most members' checks)."""
+        return check_image(self, image, top_k)
 
     def classify_video(
         self, path: str | os.PathLike, every: int = 1, **options: Any
@@ -140,6 +153,10 @@ class CifarEnsemble:
                 for name, source, weight in zip(self.names, sources, self.weights, strict=True)
             ],
         }
+        if self.source_dir is not None and self.source_dir.resolve() != folder.resolve():
+            for name in DETECTOR_FILES:  # the fitted detector's files travel with its config
+                if (self.source_dir / name).is_file():
+                    shutil.copy2(self.source_dir / name, folder / name)
         atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2))
         if self.metrics is not None:
             atomic_write_text(folder / METRICS_FILE, json.dumps(self.metrics, indent=2))
@@ -189,6 +206,7 @@ class CifarEnsemble:
                     f"config (members are folders relative to it, or owner/name@revision)"
                 )
             sources.append(source)
+        verify_detector_files(folder, config.get("ood_detector"))
         ensemble = cls(
             members,
             weights=[m["weight"] for m in config["members"]],
@@ -197,6 +215,7 @@ class CifarEnsemble:
             sources=sources,
         )
         ensemble.from_hub = from_hub
+        ensemble.source_dir = folder
         ensemble.config = {
             k: v
             for k, v in config.items()

@@ -197,7 +197,7 @@ def classify_video(
 ) -> VideoClassification:
     """Classify every `every`-th frame of a video with a CifarClassifier or CifarEnsemble.
 
-    An ensemble's frame is flagged when most of its members' out-of-distribution checks flag it.
+    Each frame is checked by the model's own out-of-distribution detector (`predict_and_check`).
     """
     info = video_info(path)
     frames: list[FrameResult] = []

@@ -11,8 +11,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
 from webapp import events, serving
+from webapp.server import MAX_UPLOAD_MB
 
 SHIP = str(REPO_ROOT / "examples" / "test0001_ship.png")
 PULLOVER = str(REPO_ROOT / "examples" / "outliers" / "fashion_mnist_test0001_pullover.png")
@@ -36,7 +37,17 @@ def test_classify_labels_the_ship_example(client):
     assert labels["label"] == "ship" and len(labels["confidences"]) == 3
     with Image.open(view) as picture:
         assert picture.size == (256, 256)
-    assert notice == ""
+    assert notice == {"__type__": "update", "value": "", "visible": False}  # no banner
+
+
+def test_classify_tab_shows_a_banner_for_an_everyday_photo(client):
+    _, _, notice = client.predict(
+        handle_file(REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg"), "resnet_fast", 3,
+        api_name="/classify_tab",
+    )  # fmt: skip
+    assert notice["visible"] and notice["value"].startswith(
+        "### ⚠ This may not be one of the ten classes\nIt looks unlike the photos"
+    )
 
 
 def test_concurrent_clients_with_the_same_picture_all_get_complete_answers(app_url):
@@ -58,14 +69,15 @@ def test_concurrent_clients_with_the_same_picture_all_get_complete_answers(app_u
 
 
 def test_ensemble_returns_one_vote_per_loaded_model(client):
-    table, soft, summary = client.predict(handle_file(SHIP), api_name="/ensemble")
+    table, soft, notice, summary = client.predict(handle_file(SHIP), api_name="/ensemble")
     assert [row[0] for row in table["data"]] == ["resnet_fast", "model"]
+    assert table["headers"] == events.ENSEMBLE_COLUMNS
     assert soft["label"] == "ship"  # the flagship's 0.98 outweighs the tiny model's doubt
-    assert "Soft vote" in summary
+    assert "Soft vote" in summary and not notice["visible"]
 
 
 def test_gradcam_returns_a_non_uniform_heat_image(client):
-    overlay, caption = client.predict(
+    overlay, caption, scale = client.predict(
         handle_file(SHIP), "resnet_fast", "predicted", "", "gradcam", 0.6, "jet",
         api_name="/gradcam",
     )  # fmt: skip
@@ -73,6 +85,9 @@ def test_gradcam_returns_a_non_uniform_heat_image(client):
         pixels = np.asarray(picture.convert("RGB"))
     assert pixels.shape == (256, 256, 3) and pixels.std() > 10
     assert "Grad-CAM of **ship**" in caption
+    with Image.open(scale) as strip:  # the colour scale: jet, blue (none) to red (most)
+        left, right = np.asarray(strip.convert("RGB"))[0, [0, -1]].astype(int)
+    assert left[2] > left[0] and right[0] > right[2]
 
 
 def test_compare_shows_each_chosen_model(client):
@@ -87,28 +102,30 @@ def test_models_endpoint_renders_the_card(client):
 
 def test_classify_warns_for_a_fashion_mnist_picture_and_not_for_a_cifar_ship(client):
     _, _, notice = client.predict(handle_file(PULLOVER), "resnet_fast", 3, api_name="/classify_tab")
-    assert notice.startswith("This may not be one of the 10 classes: its energy score")
+    assert notice["visible"] and "This may not be one of the ten classes" in notice["value"]
     _, _, notice = client.predict(handle_file(SHIP), "resnet_fast", 3, api_name="/classify_tab")
-    assert notice == ""
+    assert not notice["visible"]
 
 
 def test_robustness_returns_the_corrupted_view_prediction_and_heatmap(client):
-    view, labels, notice, overlay, caption = client.predict(
+    clean_view, clean, view, labels, notice, overlay, caption = client.predict(
         handle_file(SHIP), "resnet_fast", "gaussian_blur", 2, api_name="/robustness"
     )
-    for path in (view, overlay):
+    assert clean["label"] == "ship"  # the clean baseline beside the corrupted view
+    for path in (clean_view, view, overlay):
         with Image.open(path) as picture:
             assert picture.size == (256, 256)
     assert labels["label"] in caption and "corrupted view" in caption
 
 
 def test_batch_returns_a_table_and_a_csv(client, tmp_path):
-    table, csv = client.predict(
+    table, csv, thumbnails = client.predict(
         [handle_file(SHIP), handle_file(str(REPO_ROOT / "examples" / "test0000_cat.png"))],
         ["resnet_fast"],
         api_name="/batch",
     )
     assert [row[0] for row in table["data"]] == ["test0001_ship.png", "test0000_cat.png"]
+    assert [t["caption"] for t in thumbnails] == ["test0001_ship.png", "test0000_cat.png"]
     assert table["data"][0][2] == "ship"
     with open(csv) as file:
         assert file.readline().strip() == "file,model,label,confidence,warning,error"
@@ -241,11 +258,15 @@ def resident_megabytes() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def test_an_upload_over_the_size_limit_is_refused(client, tmp_path):
-    big = tmp_path / "big.png"
-    big.write_bytes(png_bytes(Image.fromarray(
-        np.random.default_rng(0).integers(0, 256, (2200, 2200, 3), dtype=np.uint8))))  # fmt: skip
-    assert big.stat().st_size > 10 * 2**20
+def test_a_phone_sized_photo_is_classified_and_one_over_the_limit_refused(client, tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (3300, 3300, 3), dtype=np.uint8)
+    phone, big = tmp_path / "phone.png", tmp_path / "big.png"
+    phone.write_bytes(png_bytes(Image.fromarray(noise[:2200, :2200])))
+    big.write_bytes(png_bytes(Image.fromarray(noise)))
+    assert 10 * 2**20 < phone.stat().st_size < MAX_UPLOAD_MB * 2**20 < big.stat().st_size
+    labels, _, _ = client.predict(handle_file(str(phone)), "resnet_fast", 3,
+                                  api_name="/classify_tab")  # fmt: skip
+    assert labels["label"] in CLASS_NAMES
     with pytest.raises(Exception, match="(?i)file.*(too large|exceeds|size)"):
         client.predict(handle_file(str(big)), "resnet_fast", 3, api_name="/classify_tab")
 

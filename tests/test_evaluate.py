@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.data.cifar10 import SLICE_PATH, load_slice
+from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH, load_slice
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
 from cifar_cnn.trust.corruptions import corruption_benchmark
 from training.cli import evaluate_main
 
+#: The ImageNet network the detectors use, from the flagship's folder (no download in tests).
+FEATURES = str(REPO_ROOT / "models" / "resnet_fast" / "ood_features.weights.h5")
 needs_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(),
     reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)",
@@ -33,17 +35,23 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
 
     evaluate_main(
         [str(folder), "--data", str(SLICE_PATH), "--write", "--ood", "--corruptions",
-         "--corruption-images", "20", "--ood-images", "500"]
+         "--corruption-images", "20", "--ood-images", "500", "--ood-features", FEATURES]
     )  # fmt: skip
 
     metrics = json.loads((folder / "metrics.json").read_text())
     assert {"plain", "flip_tta", "ood", "corruptions"} <= set(metrics)
-    scores = metrics["ood"]["scores"]
-    assert set(scores) == {"msp", "energy"}
-    assert all(0 <= s["auroc"] <= 1 and 0 <= s["fpr_at_95_tpr"] <= 1 for s in scores.values())
+    sources = metrics["ood"]["sources"]
+    assert {"fashion_mnist", "synthetic"} <= set(sources)  # the rest where installed
+    for source in sources.values():
+        assert set(source["scores"]) == {"msp", "energy", "knn", "detector"}
+        assert all(0 <= s["auroc"] <= 1 for s in source["scores"].values())
+    assert 0 <= metrics["ood"]["test_flagged"] <= 1
     detector = json.loads((folder / "config.json").read_text())["ood_detector"]
-    assert detector["score"] in scores and detector["tpr"] == 0.95
-    assert "validation split (100 images)" in detector["fitted_on"]
+    assert detector["method"] == "knn" and detector["tpr"] == 0.95
+    assert "validation split (100 images) against fashion_mnist" in detector["fitted_on"]
+    assert detector["bank_images"] == 900  # 90 training pictures per class are not validation
+    coffee = REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg"
+    assert CifarClassifier.from_pretrained(folder).check(coffee).check.method == "knn"
     assert metrics["corruptions"]["n"] == 20 and len(metrics["corruptions"]["corruptions"]) == 9
     assert (folder / "corruptions.png").stat().st_size > 10_000
     card = (folder / "README.md").read_text()
@@ -90,12 +98,15 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
         shutil.copytree(trained_seed_cnn, tmp_path / name)
     output = tmp_path / "ensemble"
     ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
-                   "--data", str(SLICE_PATH), "--ood", "--ood-images", "500",
-                   "--corruptions", "--corruption-images", "20", "--write-members"])  # fmt: skip
+                   "--data", str(SLICE_PATH), "--ood", "--ood-images", "500", "--ood-features",
+                   FEATURES, "--corruptions", "--corruption-images", "20",
+                   "--write-members"])  # fmt: skip
     metrics = json.loads((output / "metrics.json").read_text())
     report = metrics["ood"]
-    assert set(report["scores"]) == {"msp", "energy", "agreement"}
-    assert report["detector"]["score"] in report["scores"]
+    scores = report["sources"]["fashion_mnist"]["scores"]
+    assert set(scores) == {"msp", "energy", "agreement", "knn", "detector"}
+    assert report["detector"]["method"] == "knn"
+    assert (output / "ood_bank.npy").is_file() and (output / "ood_features.weights.h5").is_file()
     card = (output / "README.md").read_text()
     assert "## Out-of-distribution detection" in card
 

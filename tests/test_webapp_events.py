@@ -27,7 +27,7 @@ def test_a_fitted_detector_warns_below_its_threshold(trained_seed_cnn, score):
     classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
     classifier.config["ood_detector"] = {"score": score, "threshold": float("inf")}
     result = events.classify(classifier, str(SHIP))
-    assert result.outlier.fitted and result.outlier.score_name == score
+    assert result.outlier.method == score  # a detector of an earlier release: one score
     assert result.notice.startswith("This may not be one of the 10 classes")
     classifier.config["ood_detector"]["threshold"] = float("-inf")
     assert events.classify(classifier, str(SHIP)).notice == ""
@@ -51,11 +51,13 @@ def test_with_an_energy_detector_the_shown_probabilities_are_the_models_own(
 def test_ensemble_vote_has_one_row_per_model(served):
     vote = events.ensemble_vote(served, str(SHIP))
     assert [row[0] for row in vote.rows] == ["resnet_fast", "model"]
-    assert all(len(row) == 3 + 10 for row in vote.rows)
+    assert all(len(row) == len(events.ENSEMBLE_COLUMNS) for row in vote.rows)
+    assert vote.rows[0][1] == "ship" and vote.rows[0][2].endswith("%")
     assert sum(vote.soft.values()) == pytest.approx(1.0, abs=1e-4)
     # Weighted by validation accuracy, the flagship's vote outweighs the one-epoch model's.
     assert vote.hard_label == "ship" and "Soft vote: **ship**" in vote.summary
-    assert not vote.outlier  # only the tiny model doubts the ship: not a majority
+    assert not vote.outlier.flagged  # only the tiny model doubts the ship: not a majority
+    assert vote.answer()["models"]["resnet_fast"]["label"] == "ship"
 
 
 def test_explain_lays_a_non_uniform_heat_over_the_picture(served):
@@ -85,7 +87,8 @@ def test_model_card_is_markdown_without_front_matter_with_plots(served):
 def test_batch_classifies_every_file_with_every_model_and_reports_bad_files(served, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"")
-    rows = events.classify_batch(served, [str(SHIP), str(bad)], ["resnet_fast", "model"])
+    rows, views = events.classify_batch(served, [str(SHIP), str(bad)], ["resnet_fast", "model"])
+    assert [name for name, _ in views] == ["test0001_ship.png"] and views[0][1].shape == (32, 32, 3)
     assert [r[:2] for r in rows[:2]] == [["test0001_ship.png", "resnet_fast"],
                                           ["test0001_ship.png", "model"]]  # fmt: skip
     assert rows[0][2] == "ship" and 0 < rows[0][3] <= 1
@@ -96,7 +99,7 @@ def test_batch_classifies_every_file_with_every_model_and_reports_bad_files(serv
     lines = csv.read_text().splitlines()
     assert lines[0] == "file,model,label,confidence,warning,error" and len(lines) == 4
     pullover = REPO_ROOT / "examples" / "outliers" / "fashion_mnist_test0001_pullover.png"
-    (row,) = events.classify_batch(served, [str(pullover)], ["resnet_fast"])
+    (row,), _ = events.classify_batch(served, [str(pullover)], ["resnet_fast"])
     assert row[4] == events.BATCH_WARNING  # the flagship's detector flags the pullover
 
 
@@ -110,6 +113,7 @@ def test_robustness_shows_the_corrupted_view_its_prediction_and_grad_cam(served)
         3,
     )
     noisy = events.robustness(flagship, str(SHIP), "gaussian_noise", 5)
+    assert noisy.clean.label == "ship"  # the clean baseline, shown beside the corrupted view
     assert np.abs(noisy.corrupted.astype(int) - clean.corrupted).mean() > 5
     ship = "ship"
     assert noisy.classification.top.get(ship, 0.0) < clean.classification.top[ship] - 0.05
@@ -137,4 +141,5 @@ def test_the_ensemble_summary_says_when_there_is_no_majority(served):
     assert all(f"**{v.hard_label}** (2 of 2 models)" in v.summary for v in agreed)
     for vote in split:
         assert "Majority vote" not in vote.summary
-        assert f"No majority: the models split (1 of 2 for **{vote.hard_label}**" in vote.summary
+        assert "No majority: a 2-way tie, every model votes differently" in vote.summary
+        assert f"breaks it for **{vote.hard_label}**" in vote.summary

@@ -1,13 +1,17 @@
 """webapp.serving: which models the app serves, named as visitors see them."""
 
+import json
+
 import pytest
 
 from cifar_cnn.data.cifar10 import REPO_ROOT
 from cifar_cnn.hub.reference import display_name
 from webapp import serving
+from webapp.serving import ensemble_of
 
 SHIP = REPO_ROOT / "examples" / "test0001_ship.png"
 FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
+ENSEMBLE_MEMBERS = json.loads((REPO_ROOT / "models/ensemble/config.json").read_text())["members"]
 
 
 def test_default_sources_are_the_shipped_models_flagship_first(monkeypatch):
@@ -41,3 +45,25 @@ def test_a_model_that_fails_to_load_is_reported_and_the_rest_serve(served):
     assert failure.error_type in failure.reason
     with pytest.raises(ValueError, match="unknown model 'vgg'; loaded: resnet_fast, model"):
         served.get("vgg")
+
+
+def test_the_shipped_models_vote_as_the_shipped_ensemble_with_its_own_detector(flagship):
+    from cifar_cnn.classifier import CifarClassifier
+    from cifar_cnn.trust.ood import detector_of
+
+    others = {
+        name: CifarClassifier.from_pretrained(REPO_ROOT / "models" / name)
+        for name in ("seed_cnn", "mobilenet_transfer")
+    }
+    ensemble = ensemble_of({"resnet_fast": flagship, **others})
+    assert ensemble.names == ["resnet_fast", "mobilenet_transfer", "seed_cnn"]
+    assert list(ensemble.weights) == [m["weight"] for m in ENSEMBLE_MEMBERS]
+    assert detector_of(ensemble) is not None  # the ensemble folder's, not the members' votes
+    coffee = ensemble.check(REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg")
+    assert coffee.out_of_distribution and coffee.check.method == "knn"
+    # Any other set of models votes by validation accuracy, flagged by most members' checks.
+    ad_hoc = ensemble_of({"resnet_fast": flagship, "seed_cnn": others["seed_cnn"]})
+    assert detector_of(ad_hoc) is None and ad_hoc.names == ["resnet_fast", "seed_cnn"]
+    assert ad_hoc.check(REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg").check.method == (
+        "members"
+    )

@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from cifar_cnn.atomic import atomic_write_text, temporary_sibling
+from cifar_cnn.atomic import atomic_path, atomic_write_text
 
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
@@ -53,9 +53,8 @@ class TrainingState:
 
 
 def atomic_save_weights(model: keras.Model, path: Path) -> None:
-    tmp = temporary_sibling(path)
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
 
 
 def save_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState) -> None:

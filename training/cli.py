@@ -28,7 +28,6 @@ from typing import Any
 from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, DataError, find_cifar10, load_cifar10
-from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
 from cifar_cnn.export import (
     FORMATS,
     QUANTIZATIONS,
@@ -195,10 +194,13 @@ def _add_trust_flags(parser: argparse.ArgumentParser, ood: str, corruptions: str
     """--ood / --corruptions and their options, shared by cifar-evaluate and cifar-ensemble."""
     parser.add_argument("--ood", action="store_true", help=ood)
     parser.add_argument(
-        "--fashion-mnist", default=None, help="Fashion-MNIST folder (default: Debian's)"
+        "--ood-features",
+        default=None,
+        help="ImageNet MobileNet alpha 0.25 weights (.h5) for the detector's features (default: "
+        "the folder's own, else Keras's download)",
     )
     parser.add_argument(
-        "--ood-images", type=int, help="cap the Fashion-MNIST images used (default: all)"
+        "--ood-images", type=int, help="cap the pictures used from each outlier source"
     )
     parser.add_argument("--corruptions", action="store_true", help=corruptions)
     parser.add_argument(
@@ -228,7 +230,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     _add_trust_flags(
         parser,
         ood="also fit an out-of-distribution detector on the validation split and measure it "
-        "against Fashion-MNIST",
+        "against every outlier source this machine has (docs/ood_benchmark.md)",
         corruptions="also measure accuracy under 9 corruptions x 5 severities (corruptions.png)",
     )
     parser.add_argument(
@@ -261,9 +263,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
                 classifier, baseline, data, output, args.baseline_label, args.batch_size
             )
         if args.ood:
-            evaluate_ood(
-                classifier, data, output, args.fashion_mnist or FASHION_MNIST_DIR, args.ood_images
-            )
+            evaluate_ood(classifier, data, output, args.ood_features, args.ood_images)
         if args.corruptions:
             evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
     except (DataError, ValueError, OSError) as error:
@@ -313,8 +313,7 @@ def ensemble_main(argv: list[str] | None = None) -> None:
         ensemble = build_ensemble(args.members, args.output, data, equal_weights=args.equal_weights)
         if args.ood:
             evaluate_ensemble_ood(
-                ensemble, data, args.output, args.fashion_mnist or FASHION_MNIST_DIR,
-                args.ood_images,
+                ensemble, data, args.output, args.ood_features, args.ood_images,
             )  # fmt: skip
         if args.corruptions:
             member_folders = None

@@ -4,8 +4,8 @@
 - `evaluate_and_report`: test-set metrics (plain and flip TTA), plots and the model card.
 - `compare_with_baseline`: another model on the same images, shown beside it on the card.
 - `evaluate_ood`, `evaluate_ensemble_ood`: an out-of-distribution detector fitted on validation
-  data against Fashion-MNIST training images, measured on the test sets (config.json gets the
-  detector, which drives the app's warning).
+  data against the choice sources of `cifar_cnn.data.outliers`, measured on the test set against
+  every source, held-out ones apart (the folder gets the detector, which drives the warnings).
 - `evaluate_corruptions`, `evaluate_ensemble_corruptions`: accuracy under corruptions.
 
 Each writes metrics.json, plots and a refreshed card into the folder it is given; model.keras is
@@ -25,7 +25,7 @@ import numpy as np
 from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import Cifar10, validation_mask
-from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from cifar_cnn.data.outliers import OUTLIER_SOURCES, load_outliers
 from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.hub.layout import METRICS_FILE
 from cifar_cnn.report.metrics import evaluate_probabilities, per_class_table, predict_with_flips
@@ -43,13 +43,15 @@ from cifar_cnn.trust.corruptions import (
     corruption_benchmark,
     corruption_benchmarks,
 )
+from cifar_cnn.trust.features import FEATURES_FILE, ImageNetFeatures
 from cifar_cnn.trust.ood import (
     DEFAULT_TPR,
-    auroc,
-    ensemble_ood_scores,
+    KnnDetector,
+    ensemble_scores,
+    fit_knn_detector,
+    knn_similarity,
+    model_scores,
     ood_report,
-    ood_scores,
-    threshold_at_tpr,
 )
 from cifar_cnn.voting import VOTE_KEY, VOTE_LABEL, report_label, soft_vote
 
@@ -164,71 +166,153 @@ def validation_images(
     return data.x_train[held_out], data.y_train[held_out]
 
 
-def fit_ood_detector(
-    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
-    x_val: np.ndarray,
-    outliers: np.ndarray,
-    tpr: float = DEFAULT_TPR,
-) -> dict:
-    """Choose the score that best separates the validation split from `outliers` (AUROC), and
-    the threshold that keeps `tpr` of the validation images. Test sets play no part.
-    `scorer` maps images to {score name: per-image scores}."""
-    inside, outside = scorer(x_val), scorer(outliers)
-    validation_auroc = {name: auroc(inside[name], outside[name]) for name in inside}
-    score = max(validation_auroc, key=validation_auroc.get)
-    return {
-        "score": score,
-        "threshold": threshold_at_tpr(inside[score], tpr),
-        "tpr": tpr,
-        "fitted_on": f"validation split ({len(x_val)} images) against {len(outliers)} "
-        "Fashion-MNIST training images",
-        "validation_auroc": validation_auroc,
-    }
+#: CIFAR-10 training pictures per class whose features make a detector's bank (5,000 in all:
+#: 2.6 MB in float16; banks of 2,000 to 10,000 did equally well on validation, see
+#: docs/ood_benchmark.md).
+BANK_PER_CLASS = 500
+
+
+def ood_bank(features: ImageNetFeatures, data: Cifar10, x_val: np.ndarray) -> np.ndarray:
+    """Unit features of `BANK_PER_CLASS` seeded training pictures per class (all of them, if
+    fewer), none of them a validation picture (`x_val`)."""
+    val_rows = {image.tobytes() for image in x_val}
+    keep = np.array([image.tobytes() not in val_rows for image in data.x_train])
+    x, y = data.x_train[keep], data.y_train[keep]
+    rng = np.random.default_rng(0)
+    rows = np.concatenate(
+        [
+            rng.choice(found, min(BANK_PER_CLASS, len(found)), replace=False)
+            for found in (np.flatnonzero(y == c) for c in np.unique(y))
+        ]
+    )
+    return features(x[np.sort(rows)]).astype(np.float16)
+
+
+def available_sources(limit: int | None = None) -> dict[str, np.ndarray]:
+    """Every outlier source whose files this machine has (capped at `limit` pictures each),
+    saying which are missing and how to get them."""
+    loaded = {}
+    for name in OUTLIER_SOURCES:
+        try:
+            loaded[name] = load_outliers(name)[:limit]
+        except FileNotFoundError as error:
+            print(f"OOD: source {name} skipped: {error}")
+    if not any(not OUTLIER_SOURCES[name].held_out for name in loaded):
+        raise FileNotFoundError(
+            "no outlier source to fit a detector on: apt-get install dataset-fashion-mnist"
+        )
+    return loaded
 
 
 def measure_ood(
-    scorer: Callable[[np.ndarray], dict[str, np.ndarray]],
+    model: CifarClassifier | CifarEnsemble,
+    scorer: Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]],
     x_val: np.ndarray,
     data: Cifar10,
-    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    features: ImageNetFeatures,
     outlier_images: int | None = None,
-) -> dict:
-    """Fit a detector (validation split vs 5,000 Fashion-MNIST training images) and report AUROC
-    and FPR at 95% TPR of every score on CIFAR-10 test vs the Fashion-MNIST test images
-    (`outlier_images` caps both Fashion-MNIST sets, for quick checks)."""
-    fit_size = min(5000, outlier_images or 5000)
-    detector = fit_ood_detector(
-        scorer, x_val, load_fashion_mnist("train", fashion_mnist, limit=fit_size)
+) -> tuple[KnnDetector, dict]:
+    """Fit a `KnnDetector` on the validation pictures against the choice sources, then report
+    every score on the CIFAR-10 test set against every source, held-out sources apart.
+    `scorer(views)` gives the model's probabilities and own scores."""
+    sources = available_sources(outlier_images)
+    scored = {name: (views, scorer(views)[1]) for name, views in sources.items()}
+    choice = {n: v for n, v in scored.items() if not OUTLIER_SOURCES[n].held_out}
+    detector, candidates = fit_knn_detector(
+        features, ood_bank(features, data, x_val), (x_val, scorer(x_val)[1]), choice
     )
-    outliers = load_fashion_mnist("test", fashion_mnist, limit=outlier_images)
+    test_probabilities, test_own = scorer(data.x_test)
+
+    def all_scores(views, own):
+        raw = {"knn": knn_similarity(features(views), detector.bank, detector.k), **own}
+        return {**raw, "detector": detector.combine(detector.standardised(raw))}
+
+    inside = all_scores(data.x_test, test_own)
+    per_source = {}
+    for name, (views, own) in scored.items():
+        outside = all_scores(views, own)
+        per_source[name] = {
+            "description": OUTLIER_SOURCES[name].description,
+            "held_out": OUTLIER_SOURCES[name].held_out,
+            "images": len(views),
+            "flagged": float(np.mean(outside["detector"] < detector.threshold)),
+            "scores": ood_report(inside, outside),
+        }
+    held_out = [s["scores"]["detector"] for s in per_source.values() if s["held_out"]]
     report = {
         "in_distribution": f"CIFAR-10 test ({len(data.x_test)} images)",
-        "outliers": f"Fashion-MNIST test ({len(outliers)} images, 32x32 RGB)",
-        "scores": ood_report(scorer(data.x_test), scorer(outliers)),
-        "detector": detector,
+        "test_flagged": float(np.mean(inside["detector"] < detector.threshold)),
+        "sources": per_source,
+        "held_out": {
+            "sources": [n for n, s in per_source.items() if s["held_out"]],
+            "auroc": float(np.mean([s["auroc"] for s in held_out])) if held_out else None,
+            "fpr_at_95_tpr": float(np.mean([s["fpr_at_95_tpr"] for s in held_out]))
+            if held_out
+            else None,
+        },
+        "candidates": candidates[:6],
     }
-    chosen = report["scores"][detector["score"]]
+    chosen = ", ".join(f"{k}={getattr(detector, k)}" for k in ("k", "own_score", "own_weight"))
     print(
-        f"OOD: {detector['score']} chosen on validation; on the test sets AUROC "
-        f"{chosen['auroc']:.4f}, FPR at 95% TPR {chosen['fpr_at_95_tpr']:.4f}"
+        f"OOD: kNN detector ({chosen}) chosen on validation; flags "
+        f"{100 * report['test_flagged']:.1f}% of CIFAR-10 test; held-out sources: AUROC "
+        f"{report['held_out']['auroc'] or float('nan'):.4f}, FPR at 95% TPR "
+        f"{report['held_out']['fpr_at_95_tpr'] or float('nan'):.4f}"
     )
-    return report
+    for name, source in per_source.items():
+        figures = source["scores"]["detector"]
+        print(
+            f"  {name:20s} {'held out' if source['held_out'] else 'choice  '} AUROC "
+            f"{figures['auroc']:.4f}  FPR@95 {figures['fpr_at_95_tpr']:.4f}  flagged "
+            f"{100 * source['flagged']:.1f}%"
+        )
+    return detector, report
+
+
+def _detector_entry(detector: KnnDetector, x_val: np.ndarray, report: dict) -> dict:
+    choice = [n for n, s in report["sources"].items() if not s["held_out"]]
+    return {
+        **detector.to_config(),
+        "tpr": DEFAULT_TPR,
+        "fitted_on": f"validation split ({len(x_val)} images) against {', '.join(choice)}",
+    }
+
+
+def features_for(model: CifarClassifier | CifarEnsemble, weights: str | None) -> ImageNetFeatures:
+    """The ImageNet features to fit with: `weights` (an .h5 file, or "imagenet" to download),
+    else those the model's folder (or an ensemble member's) already carries, else Keras's
+    download."""
+    if weights is None:
+        for candidate in [model, *getattr(model, "members", [])]:
+            folder = getattr(candidate, "source_dir", None)
+            if folder is not None and (Path(folder) / FEATURES_FILE).is_file():
+                return ImageNetFeatures.load(Path(folder) / FEATURES_FILE)
+    return ImageNetFeatures.from_imagenet_file(weights or "imagenet")
 
 
 def evaluate_ood(
     classifier: CifarClassifier,
     data: Cifar10,
     output: str | os.PathLike | None,
-    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    features_weights: str | None = None,
     outlier_images: int | None = None,
 ) -> dict:
-    """`measure_ood` for one model; the detector goes to config.json (and drives the app's
-    warning), the report to metrics.json and the card."""
+    """Fit and measure the model's out-of-distribution detector (`measure_ood`); with an
+    `output` folder, its files and config entry go there (and drive the app's warning), the
+    report to metrics.json and the card."""
     x_val, _ = validation_images(classifier, data)
-    report = measure_ood(
-        lambda images: ood_scores(classifier, images), x_val, data, fashion_mnist, outlier_images
+    features = features_for(classifier, features_weights)
+    detector, report = measure_ood(
+        classifier, lambda v: model_scores(classifier, v), x_val, data, features, outlier_images
     )
-    classifier.config["ood_detector"] = report["detector"]
+    entry = _detector_entry(detector, x_val, report)
+    if output is not None:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        entry = detector.save(output, entry)
+        classifier.source_dir = Path(output)
+    classifier.config["ood_detector"] = entry
+    classifier._knn_detector = detector
+    report["detector"] = entry
     _update(classifier, output, "ood", report)
     return report
 
@@ -237,19 +321,21 @@ def evaluate_ensemble_ood(
     ensemble: CifarEnsemble,
     data: Cifar10,
     output: str | os.PathLike,
-    fashion_mnist: str | os.PathLike = FASHION_MNIST_DIR,
+    features_weights: str | None = None,
     outlier_images: int | None = None,
 ) -> dict:
     """`measure_ood` for an ensemble, fitted on the validation images none of its members trained
-    on; the report goes to the ensemble folder's metrics.json and card."""
+    on; the detector's files go into the ensemble folder, the report to its metrics and card."""
     x_val, _ = validation_images(list(ensemble.members), data)
-    report = measure_ood(
-        lambda images: ensemble_ood_scores(ensemble, images),
-        x_val,
-        data,
-        fashion_mnist,
-        outlier_images,
+    features = features_for(ensemble, features_weights)
+    detector, report = measure_ood(
+        ensemble, lambda v: ensemble_scores(ensemble, v), x_val, data, features, outlier_images
     )
+    Path(output).mkdir(parents=True, exist_ok=True)
+    entry = detector.save(output, _detector_entry(detector, x_val, report))
+    ensemble.config["ood_detector"] = entry
+    ensemble._knn_detector = detector
+    report["detector"] = entry
     ensemble.metrics = {**(ensemble.metrics or {}), "ood": report}
     ensemble.save_pretrained(output)
     return report

@@ -23,15 +23,8 @@ from cifar_cnn.explain.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.hub.layout import CARD_FILE
 from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.corruptions import corrupt
-from cifar_cnn.trust.ood import (
-    OUTLIER_WARNING,
-    OutlierCheck,
-    most_flag,
-    outlier_check,
-    predict_and_flag,
-    predict_with_logits,
-)
-from cifar_cnn.voting import agreement, hard_vote, soft_vote, validation_weights
+from cifar_cnn.trust.ood import OUTLIER_WARNING, CheckedPrediction, OutlierCheck, predict_and_check
+from cifar_cnn.voting import agreement, hard_vote
 from webapp.serving import ServedModels
 
 #: How many classes the app shows unless the visitor asks for more or fewer.
@@ -53,6 +46,15 @@ def enlarge(view: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
     return np.asarray(Image.fromarray(view).resize((size, size), Image.Resampling.NEAREST))
 
 
+def banner_text(check: OutlierCheck) -> str:
+    """The out-of-distribution warning as a page shows it, above the label (markdown); "" when
+    the picture is not flagged."""
+    if not check.flagged:
+        return ""
+    reason = check.reason[:1].upper() + check.reason[1:]
+    return f"### ⚠ This may not be one of the ten classes\n{reason}"
+
+
 @dataclass
 class Classification:
     top: dict[str, float]  # class name -> calibrated probability, most likely first
@@ -69,12 +71,7 @@ class Classification:
 
     def answer(self) -> dict[str, Any]:
         """What an API or MCP caller gets: the label, the top probabilities and the warning."""
-        return {
-            "label": self.label,
-            "probabilities": {name: round(p, 4) for name, p in self.top.items()},
-            "out_of_distribution": self.outlier.flagged,
-            "warning": self.notice or None,
-        }
+        return CheckedPrediction(self.top, self.outlier).as_dict()
 
 
 def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = TOP_K) -> Classification:
@@ -86,80 +83,79 @@ def classify_view(
     classifier: CifarClassifier, view: np.ndarray, top_k: int = TOP_K
 ) -> Classification:
     """Classify a 32x32 uint8 view (what `model_view` returns)."""
-    probabilities, logits = predict_with_logits(classifier, view)
-    top = classifier.top_classes(probabilities, top_k)
-    outlier = outlier_check(classifier, view, probabilities, logits)
-    return Classification(top, enlarge(view), outlier)
+    probabilities, checks = predict_and_check(classifier, view[None])
+    return Classification(classifier.top_classes(probabilities[0], top_k), enlarge(view), checks[0])
+
+
+ENSEMBLE_COLUMNS = ["model", "vote", "confidence", "runner-up"]
 
 
 @dataclass
 class EnsembleVote:
-    rows: list[list[Any]]  # per model: name, label, confidence, then one probability per class
+    rows: list[list[Any]]  # per model: name, vote, confidence, runner-up (ENSEMBLE_COLUMNS)
     soft: dict[str, float]  # soft-vote probabilities, every class
     hard_label: str
     all_agree: bool
     summary: str
-    outlier: bool  # most members' out-of-distribution checks flag the picture
-    warning: str  # why, in plain words, when `outlier`; else empty
+    outlier: OutlierCheck  # the ensemble's own out-of-distribution check
+    members: dict[str, dict[str, Any]]  # per model: label and confidence, for programs
+
+    @property
+    def warning(self) -> str:
+        return self.outlier.notice
 
     def answer(self) -> dict[str, Any]:
         """What an API or MCP caller gets: both votes, each model's, and the warning."""
         return {
-            "label": next(iter(self.soft)),
-            "probabilities": {name: round(p, 4) for name, p in self.soft.items()},
+            **CheckedPrediction(self.soft, self.outlier).as_dict(),
             "majority_label": self.hard_label,
             "all_agree": self.all_agree,
-            "models": {row[0]: {"label": row[1], "confidence": row[2]} for row in self.rows},
-            "out_of_distribution": self.outlier,
-            "warning": self.warning or None,
+            "models": self.members,
         }
 
 
-def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
-    """Every served model's vote, the soft (weighted mean) and hard (weighted majority) results.
+def _percent(p: float) -> str:
+    return f"{100 * p:.0f}%"
 
-    Members are weighted by their validation accuracy where their config records it, else
-    equally; see cifar_cnn.voting for the rules and the tie-break."""
-    if not served.classifiers:
+
+def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
+    """Every served model's vote, the soft (weighted mean) and hard (weighted majority) results,
+    and the ensemble's own out-of-distribution check (`ServedModels.ensemble`; cifar_cnn.voting
+    has the rules and the tie-break)."""
+    ensemble = served.ensemble
+    if ensemble is None:
         raise ValueError("no models are loaded")
     _, view = model_view(image)
-    classifiers = list(served.classifiers.values())
-    names = classifiers[0].class_names
-    # Each member's probabilities and out-of-distribution flag: predict_and_flag on one member.
-    answers = [predict_and_flag(c, view[None]) for c in classifiers]
-    member_probabilities = np.stack([probabilities for probabilities, _ in answers])
-    weights = validation_weights([c.config for c in classifiers])
-    soft = soft_vote(member_probabilities, weights)[0]
-    hard = int(hard_vote(member_probabilities, weights)[0])
-    rows = [
-        [name, names[int(p[0].argmax())], round(float(p[0].max()), 4)]
-        + [round(float(v), 4) for v in p[0]]
-        for name, p in zip(served.names, member_probabilities, strict=True)
-    ]
+    names = list(ensemble.class_names)
+    soft, checks = predict_and_check(ensemble, view[None])
+    soft, outlier = soft[0], checks[0]
+    member_probabilities = ensemble.member_probabilities(view[None])  # (M, 1, C)
+    hard = int(hard_vote(member_probabilities, ensemble.weights)[0])
+    rows, members = [], {}
+    for name, p in zip(ensemble.names, member_probabilities[:, 0], strict=True):
+        first, second = np.argsort(p)[::-1][:2]
+        runner_up = f"{names[second]} {_percent(p[second])}"
+        rows.append([name, names[first], _percent(p[first]), runner_up])
+        members[name] = {"label": names[first], "confidence": round(float(p[first]), 4)}
     agree = agreement(member_probabilities)["all_agree"] == 1.0
-    votes = sum(row[1] == names[hard] for row in rows)
-    flags = np.stack([member_flags for _, member_flags in answers])  # (members, 1)
-    doubters, outlier = int(flags.sum()), bool(most_flag(flags)[0])
-    if 2 * votes > len(rows):
-        majority = f"Majority vote: **{names[hard]}** ({votes} of {len(rows)} models). "
-    else:  # a tie, or a split with no class above half: say so, and what breaks it
+    votes = [row[1] for row in rows]
+    for_hard = votes.count(names[hard])
+    if 2 * for_hard > len(rows):
+        majority = f"Majority vote: **{names[hard]}** ({for_hard} of {len(rows)} models)."
+    elif len(set(votes)) == len(votes):
         majority = (
-            f"No majority: the models split ({votes} of {len(rows)} for **{names[hard]}**, which "
-            "the weighted vote picks). "
+            f"No majority: a {len(votes)}-way tie, every model votes differently (the weighted "
+            f"vote breaks it for **{names[hard]}**)."
+        )
+    else:
+        majority = (
+            f"No majority: only {for_hard} of {len(rows)} models vote **{names[hard]}**, the "
+            "weighted vote's pick."
         )
     summary = (
-        f"Soft vote: **{names[int(soft.argmax())]}** ({100 * soft.max():.0f}%). "
-        + majority
+        f"Soft vote: **{names[int(soft.argmax())]}** ({_percent(soft.max())}). {majority} "
         + ("All models agree." if agree else "The models disagree.")
     )
-    warning = (
-        f"This may not be one of the 10 classes: {doubters} of {len(answers)} models' "
-        "out-of-distribution checks flag it."
-        if outlier
-        else ""
-    )
-    if outlier:
-        summary = f"**{warning}**\n\n" + summary
     return EnsembleVote(
         rows=rows,
         soft={names[i]: float(soft[i]) for i in np.argsort(soft)[::-1]},
@@ -167,7 +163,7 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
         all_agree=agree,
         summary=summary,
         outlier=outlier,
-        warning=warning,
+        members=members,
     )
 
 
@@ -232,6 +228,7 @@ def explain(
 
 @dataclass
 class Robustness:
+    clean: Classification  # the uncorrupted view's, the baseline to compare with
     corrupted: np.ndarray  # the corrupted 32x32 view, enlarged for display
     classification: Classification
     explanation: Explanation
@@ -251,6 +248,7 @@ def robustness(
     _, view = model_view(image)
     corrupted = corrupt(view, corruption, int(severity))
     return Robustness(
+        clean=classify_view(classifier, view, top_k),
         corrupted=enlarge(corrupted),
         classification=classify_view(classifier, corrupted, top_k),
         explanation=explain(classifier, corrupted, opacity=opacity, colormap=colormap),
@@ -289,13 +287,14 @@ BATCH_WARNING = OUTLIER_WARNING
 
 def classify_batch(
     served: ServedModels, files: list[str], models: list[str] | None = None, progress=None
-) -> list[list[Any]]:
+) -> tuple[list[list[Any]], list[tuple[str, np.ndarray]]]:
     """One row per (file, model): file name, model, label, confidence, and a warning when the
     model's out-of-distribution check flags the picture; a file that cannot be read gets one row
-    with the reason in `error` and the batch goes on."""
+    with the reason in `error` and the batch goes on. Also each readable file's name and 32x32
+    view, for thumbnails."""
     chosen = [served.get(name) for name in (models or served.names)]
     names = models or served.names
-    rows = []
+    rows, views = [], []
     for index, file in enumerate(files):
         if progress is not None:
             progress(index / max(1, len(files)), desc=f"{Path(file).name}")
@@ -305,6 +304,7 @@ def classify_batch(
             message = str(error).replace(str(file), Path(file).name)
             rows.append([Path(file).name, "", "", None, "", message])
             continue
+        views.append((Path(file).name, view))
         for name, classifier in zip(names, chosen, strict=True):
             result = classify_view(classifier, view, top_k=1)
             warning = BATCH_WARNING if result.outlier.flagged else ""
@@ -312,4 +312,4 @@ def classify_batch(
                 [Path(file).name, name, result.label, round(result.top[result.label], 4),
                  warning, ""]
             )  # fmt: skip
-    return rows
+    return rows, views

@@ -9,7 +9,7 @@ import numpy as np
 
 from cifar_cnn.trust.ood import OUTLIER_WARNING
 
-HISTORY_COLUMNS = ["time", "model", "label", "confidence", "warning"]
+HISTORY_COLUMNS = ["time", "file", "model", "label", "confidence", "warning"]
 HISTORY_LIMIT = 50
 
 
@@ -19,10 +19,13 @@ def add_to_history(
     model: str,
     top: dict[str, float],
     flagged: bool = False,
+    file: str = "",
 ) -> list[dict[str, Any]]:
-    """This browser session's predictions, newest first (kept in the session, never on disk)."""
+    """This browser session's predictions, newest first (kept in the session, never on disk).
+    `model` names the model, or "ensemble" for a vote; `file`, the picture's name."""
     entry = {
         "time": time.strftime("%H:%M:%S"),
+        "file": file,
         "model": model,
         "label": next(iter(top)),
         "confidence": round(next(iter(top.values())), 4),
@@ -33,3 +36,8 @@ def add_to_history(
         "thumbnail": view[:: view.shape[0] // 32, :: view.shape[1] // 32][:32, :32].copy(),
     }
     return [entry, *(history or [])][:HISTORY_LIMIT]
+
+
+def history_rows(history: list[dict[str, Any]] | None) -> list[list[Any]]:
+    """The history as table rows (HISTORY_COLUMNS), newest first."""
+    return [[entry.get(column, "") for column in HISTORY_COLUMNS] for entry in history or []]

@@ -11,7 +11,10 @@ from fastapi.responses import JSONResponse, Response
 
 from webapp.monitoring import METRICS_CONTENT_TYPE, Monitor
 
-MAX_FILE_SIZE = "10mb"
+#: The largest upload accepted: a phone's full-resolution photo (often 10-20 MB) fits; a large
+#: JPEG decodes at reduced scale (cifar_cnn.data.images), so its size costs little memory.
+MAX_UPLOAD_MB = 30
+MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
 #: Model-bound requests run at once: one per core. TensorFlow already spreads each call over every
 #: core, so more at once only makes each request slower (bench/app_load.py).
 MODEL_CONCURRENCY = max(
@@ -22,8 +25,8 @@ MODEL_CONCURRENCY = max(
 QUEUE_SIZE = int(os.environ.get("CIFAR_QUEUE_SIZE", "32"))
 
 
-def create_server(demo: gr.Blocks, monitor: Monitor) -> FastAPI:
-    """`demo` mounted on FastAPI beside /healthz and /metrics."""
+def create_server(demo: gr.Blocks, monitor: Monitor, css: str | None = None) -> FastAPI:
+    """`demo` mounted on FastAPI beside /healthz and /metrics, styled by `css`."""
     api = FastAPI(title="CIFAR-10 explorer")
 
     @api.get("/healthz")
@@ -39,7 +42,13 @@ def create_server(demo: gr.Blocks, monitor: Monitor) -> FastAPI:
     # carry no secrets; tokens are never part of them).
     # mcp_server: each named event is also an MCP tool at /gradio_api/mcp/ (docs/app.md).
     app = gr.mount_gradio_app(
-        api, demo, path="/", max_file_size=MAX_FILE_SIZE, show_error=True, mcp_server=True
+        api,
+        demo,
+        path="/",
+        max_file_size=MAX_FILE_SIZE,
+        show_error=True,
+        mcp_server=True,
+        css=css,
     )
     # Gradio checks that input files were uploaded (not named server paths) only once it
     # counts the demo as launched, which mounting alone does not do.

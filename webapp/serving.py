@@ -12,12 +12,18 @@ import os
 from dataclasses import dataclass, field
 
 from cifar_cnn.classifier import CifarClassifier
-from cifar_cnn.hub.layout import model_folders
+from cifar_cnn.data.cifar10 import REPO_ROOT
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.hub.layout import CONFIG_FILE, model_folders, read_config
 from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models.registry import SHIPPED_MODELS
+from cifar_cnn.voting import validation_weights
 
 MODELS_ENV = "CIFAR_MODELS"
 FLAGSHIP = "resnet_fast"
+#: The shipped ensemble: its weights and out-of-distribution detector serve the Ensemble tab
+#: whenever its members are the models being served.
+ENSEMBLE_FOLDER = REPO_ROOT / "models" / "ensemble"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class ServedModels:
 
     classifiers: dict[str, CifarClassifier] = field(default_factory=dict)
     failures: dict[str, LoadFailure] = field(default_factory=dict)
+    ensemble: CifarEnsemble | None = None  # every served model voting (see `ensemble_of`)
 
     @property
     def names(self) -> list[str]:
@@ -70,4 +77,29 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
         except Exception as error:  # noqa: BLE001 - any failure is reported, never fatal
             reason = f"{type(error).__name__}: {error}"
             served.failures[name] = LoadFailure(source, type(error).__name__, reason)
+    served.ensemble = ensemble_of(served.classifiers)
     return served
+
+
+def ensemble_of(
+    classifiers: dict[str, CifarClassifier], folder=ENSEMBLE_FOLDER
+) -> CifarEnsemble | None:
+    """Every served model voting: the shipped ensemble (`folder`: its weights and its own
+    out-of-distribution detector) when the served models are exactly its members, else an
+    ensemble weighted by the members' recorded validation accuracy, which flags a picture when
+    most members' checks do."""
+    if not classifiers:
+        return None
+    names, members = list(classifiers), list(classifiers.values())
+    config = read_config(folder) if (folder / CONFIG_FILE).is_file() else None
+    if config and sorted(m["name"] for m in config["members"]) == sorted(names):
+        order = [m["name"] for m in config["members"]]
+        ensemble = CifarEnsemble(
+            [classifiers[name] for name in order],
+            weights=[m["weight"] for m in config["members"]],
+            names=order,
+        )
+        ensemble.config = {k: v for k, v in config.items() if k == "ood_detector"}
+        ensemble.source_dir = folder
+        return ensemble
+    return CifarEnsemble(members, validation_weights([m.config for m in members]), names)

@@ -42,6 +42,12 @@ def upload_error_message(error: Exception, upload: str | os.PathLike | dict | No
     return message
 
 
+def shown_error(message: str) -> gr.Error:
+    """An error for the visitor that stays on screen until they close it (Gradio's default
+    fades after a few seconds, while the outputs just say "Error")."""
+    return gr.Error(message, duration=None)
+
+
 def image_handler(function):
     """For events whose first input is an uploaded image, registered with `preprocess=False`:
     pass the file's path on (cifar_cnn decodes it, so every bad file gets the library's own
@@ -50,11 +56,11 @@ def image_handler(function):
     @functools.wraps(function)
     def wrapper(upload, *args):
         if upload is None:
-            raise gr.Error("Please upload an image first.")
+            raise shown_error("Please upload an image first.")
         try:
             path = uploaded_path(upload, upload_folder=get_upload_folder())
             return function(path, *args)
         except ValueError as error:
-            raise gr.Error(upload_error_message(error, upload)) from None
+            raise shown_error(upload_error_message(error, upload)) from None
 
     return wrapper

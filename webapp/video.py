@@ -1,9 +1,9 @@
 """The Video and Live tabs' work: a video file's report, and one camera frame's answer.
 
 Limits keep one request's cost bounded on a 2-core server (stated in the UI and docs/app.md):
-videos up to MAX_VIDEO_SECONDS long and 10 MB (the upload limit), at most MAX_SAMPLED_FRAMES
-frames classified (longer videos are sampled more sparsely), Grad-CAM burnt into at most
-MAX_CAM_FRAMES of them.
+videos up to MAX_VIDEO_SECONDS long and within the upload limit (webapp.server.MAX_UPLOAD_MB),
+at most MAX_SAMPLED_FRAMES frames classified (longer videos are sampled more sparsely),
+Grad-CAM burnt into at most MAX_CAM_FRAMES of them.
 """
 
 from __future__ import annotations

@@ -71,6 +71,31 @@ def default_layer(model: keras.Model) -> str:
     return [path for path, layer in layers.items() if isinstance(layer, kinds)][-1]
 
 
+def cam_stages(model: keras.Model) -> dict[str, str]:
+    """A few layers worth explaining, by name: the default (the last convolutional stage) and
+    the last layer of each earlier resolution, fine to coarse: {"16x16 stage (...)": path}."""
+    default = default_layer(model)
+    kinds = (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Activation,
+             keras.layers.ReLU, keras.layers.Add)  # fmt: skip
+    last_at: dict[tuple[int, int], str] = {}
+    for path in cam_layers(model):
+        layer = resolve_layer(model, path)[-1]
+        shape = tuple(layer.output.shape[1:3])
+        if isinstance(layer, kinds) and None not in shape:
+            last_at[shape] = path
+    stages = {f"last stage ({default}, the default)": default}
+    for (height, width), path in sorted(last_at.items(), reverse=True):
+        if path != default:
+            stages[f"{height}x{width} stage ({path})"] = path
+    return stages
+
+
+def colour_scale(colormap: str = "jet", width: int = 256, height: int = 12) -> np.ndarray:
+    """The colour map as an RGB strip, no evidence on the left to the most on the right."""
+    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
+    return overlay_heatmap(np.zeros((height, width, 3), np.uint8), ramp, 1.0, colormap)
+
+
 class GradCam:
     """Grad-CAM / Grad-CAM++ for one model; `explain` works on one image or a batch."""
 

@@ -35,11 +35,15 @@ KERAS_CONFIG_KEYS = (
     "build_config",
     "compile_config",
 )
+#: An out-of-distribution detector's files (`cifar_cnn.trust.ood.KnnDetector`): its bank of
+#: CIFAR-10 training pictures' features, and the ImageNet network that computes them.
+OOD_BANK_FILE = "ood_bank.npy"
+OOD_FEATURES_FILE = "ood_features.weights.h5"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 CARD_FILE = "README.md"
 #: Files besides the model and config that travel with a model folder (metrics, curves, plots).
-ARTIFACT_PATTERNS = (METRICS_FILE, HISTORY_FILE, "*.png", "*.md")
+ARTIFACT_PATTERNS = (METRICS_FILE, HISTORY_FILE, "*.png", "*.md", OOD_BANK_FILE, OOD_FEATURES_FILE)
 #: Everything a model folder publishes (hidden temporary files never match: see `folder_files`).
 MODEL_PATTERNS = (
     CONFIG_FILE,
@@ -49,7 +53,7 @@ MODEL_PATTERNS = (
     *ARTIFACT_PATTERNS,
 )
 #: What an ensemble folder publishes and downloads.
-ENSEMBLE_PATTERNS = ("*.json", "*.md", "*.png")
+ENSEMBLE_PATTERNS = ("*.json", "*.md", "*.png", OOD_BANK_FILE, OOD_FEATURES_FILE)
 
 
 def folder_files(folder: str | os.PathLike, patterns: tuple[str, ...]) -> list[Path]:
