@@ -499,7 +499,8 @@ def history_tab(page: Page, history: gr.State, tab: gr.Tab) -> None:
 
     gr.Markdown(
         "Your predictions in this browser session, newest first (Classify and Ensemble; kept "
-        "only in this session, never on the server)."
+        "only in this session; the server keeps no record, and deletes the CSV and thumbnails "
+        "it makes for you within an hour)."
     )
     with gr.Row():
         clear = gr.Button("Clear the history", size="sm", elem_id="history-clear")

@@ -37,7 +37,7 @@ from cifar_cnn.trust.ood import (
     knn_similarity,
     model_scores,
 )
-from training.evaluate import BANK_PER_CLASS, available_sources, validation_images
+from training.evaluate import BANK_PER_CLASS, available_sources, bank_rows, validation_images
 from training.model_folder import hardware_description
 
 K = 50
@@ -54,18 +54,6 @@ def penultimate(classifier: CifarClassifier) -> Callable[[np.ndarray], np.ndarra
     trunk = keras.Model(model.inputs, dense.input)
     return lambda views: np.concatenate(
         [trunk.predict_on_batch(views[i : i + 500]) for i in range(0, len(views), 500)]
-    )
-
-
-def bank_rows(y_train: np.ndarray, train_mask: np.ndarray, per_class: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return np.sort(
-        np.concatenate(
-            [
-                rng.choice(np.flatnonzero((y_train == c) & train_mask), per_class, replace=False)
-                for c in range(10)
-            ]
-        )
     )
 
 
@@ -89,8 +77,6 @@ def main() -> None:
         else ImageNetFeatures.from_imagenet_file(args.imagenet_weights)
     )
     x_val, _ = validation_images(list(ensemble.members), data)
-    val_rows = {image.tobytes() for image in x_val}
-    train_mask = np.array([image.tobytes() not in val_rows for image in data.x_train])
     sources = available_sources()
     sets = {"val": x_val, "test": data.x_test, **sources}
     choice = [n for n in sources if not OUTLIER_SOURCES[n].held_out]
@@ -102,7 +88,7 @@ def main() -> None:
     net = {name: imagenet(views) for name, views in sets.items()}
     flagship_features = penultimate(flagship)
     pen = {name: flagship_features(views) for name, views in sets.items()}
-    rows = bank_rows(data.y_train, train_mask, BANK_PER_CLASS)
+    rows = bank_rows(data, x_val)  # the shipped detectors' bank (the ensemble's validation split)
     bank_views, bank_labels = data.x_train[rows], data.y_train[rows]
     net_bank, pen_bank = imagenet(bank_views), flagship_features(bank_views)
 
@@ -132,7 +118,9 @@ def main() -> None:
         "**flagship's shipped detector**": shipped(flagship, own),
         "ensemble: soft vote's top probability": {n: s["msp"] for n, s in ens.items()},
         "ensemble: members' mean energy": {n: s["energy"] for n, s in ens.items()},
-        "ensemble: agreement (disagreement)": {n: s["agreement"] for n, s in ens.items()},
+        "ensemble: members' vote share (disagreement)": {
+            n: s["vote_share"] for n, s in ens.items()
+        },
         "**ensemble's shipped detector**": shipped(ensemble, ens),
     }
 
@@ -221,8 +209,7 @@ def main() -> None:
         "|---:|---:|---:|---:|",
     ]
     for per_class in (200, 500, 1000):
-        rows_k = bank_rows(data.y_train, train_mask, per_class)
-        bank = imagenet(data.x_train[rows_k])
+        bank = imagenet(data.x_train[bank_rows(data, x_val, per_class)])
         cells = []
         for k in (1, 10, 50):
             scores = knn(net, bank, k)

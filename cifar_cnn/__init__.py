@@ -7,7 +7,8 @@
 
 The library, by concept (each a subpackage or module):
 
-- `data`: CIFAR-10, any picture as model input, augmentation, Fashion-MNIST as outliers.
+- `data`: CIFAR-10, any picture as model input, augmentation, outlier sources (Fashion-MNIST,
+  photographs, synthetic pictures) for out-of-distribution measurements.
 - `models`: the registry (`create_model`, one `ModelSpec` per model) and its custom layers.
 - `classifier`, `ensemble`, `voting`: inference, saving and loading (`CifarClassifier`,
   `CifarEnsemble`), and how members vote.

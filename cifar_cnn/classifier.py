@@ -33,7 +33,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 
 from cifar_cnn import __version__
 from cifar_cnn.atomic import atomic_write_text
-from cifar_cnn.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
+from cifar_cnn.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE, top_classes
 from cifar_cnn.data.images import ImageLike, to_model_input
 from cifar_cnn.hub.download import download_snapshot, not_cached_error
 from cifar_cnn.hub.layout import (
@@ -177,13 +177,7 @@ class CifarClassifier(
 
     def top_classes(self, probabilities: np.ndarray, k: int = DEFAULT_TOP_K) -> dict[str, float]:
         """One image's `k` most likely classes, most likely first: {class name: probability}."""
-        classes = len(self.class_names)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise ValueError(f"top_k must be a whole number 1 to {classes}, got {k!r}")
-        if not 1 <= k <= classes:
-            raise ValueError(f"top_k must be 1 to {classes}, got {k}")
-        order = np.argsort(probabilities)[::-1][:k]
-        return {self.class_names[i]: float(probabilities[i]) for i in order}
+        return top_classes(probabilities, self.class_names, k)
 
     def _predict_batch(self, batch: np.ndarray, flip_tta: bool) -> np.ndarray:
         if self._forward is None:
@@ -205,13 +199,18 @@ class CifarClassifier(
         self.config.pop("model_sha256", None)  # the legacy layout's checksum of model.keras
         self.config["weights_sha256"] = sha256(save_directory / WEIGHTS_FILE)
         self.config["versions"] = library_versions()
-        self.write_config(save_directory)
-        (save_directory / LEGACY_MODEL_FILE).unlink(missing_ok=True)
+        # Everything config.json describes (the detector's files too) is in place before it is.
         if self.source_dir is not None and self.source_dir.resolve() != save_directory.resolve():
             for pattern in ARTIFACT_PATTERNS:
                 for file in self.source_dir.glob(pattern):
                     if file.name != CARD_FILE:
                         shutil.copy2(file, save_directory / file.name)
+        fitted = getattr(self, "_knn_detector", None)
+        if fitted is not None and not self.config["ood_detector"].get("bank_sha256"):
+            # Fitted in memory (cifar-evaluate --ood without --write): its files are written now.
+            self.config["ood_detector"] = fitted.save(save_directory, self.config["ood_detector"])
+        self.write_config(save_directory)
+        (save_directory / LEGACY_MODEL_FILE).unlink(missing_ok=True)
         if self.metrics is not None:
             atomic_write_text(save_directory / METRICS_FILE, json.dumps(self.metrics, indent=2))
         if self.history is not None:

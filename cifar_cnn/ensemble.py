@@ -119,8 +119,9 @@ class CifarEnsemble:
     def classify_video(
         self, path: str | os.PathLike, every: int = 1, **options: Any
     ) -> VideoClassification:
-        """Classify every `every`-th frame of a video by soft vote; a frame is flagged when most
-        members' out-of-distribution checks flag it (see `cifar_cnn.video`)."""
+        """Classify every `every`-th frame of a video by soft vote; a frame is flagged by the
+        ensemble's own out-of-distribution detector, or, without one, when most members' checks
+        flag it (see `cifar_cnn.video`)."""
         return classify_video(self, path, every, **options)
 
     # ------------------------------------------------------------------ saving and loading

@@ -3,6 +3,7 @@
 import ast
 import base64
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -259,10 +260,10 @@ def resident_megabytes() -> float:
 
 
 def test_a_phone_sized_photo_is_classified_and_one_over_the_limit_refused(client, tmp_path):
-    noise = np.random.default_rng(0).integers(0, 256, (3300, 3300, 3), dtype=np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
     phone, big = tmp_path / "phone.png", tmp_path / "big.png"
-    phone.write_bytes(png_bytes(Image.fromarray(noise[:2200, :2200])))
-    big.write_bytes(png_bytes(Image.fromarray(noise)))
+    phone.write_bytes(png_bytes(Image.fromarray(noise)))  # 12 MB of picture
+    big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))  # refused for its size alone
     assert 10 * 2**20 < phone.stat().st_size < MAX_UPLOAD_MB * 2**20 < big.stat().st_size
     labels, _, _ = client.predict(handle_file(str(phone)), "resnet_fast", 3,
                                   api_name="/classify_tab")  # fmt: skip

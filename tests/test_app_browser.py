@@ -122,7 +122,7 @@ def test_an_error_stays_on_screen_and_names_the_accepted_formats(page, screensho
     click(page, "Classify")
     toast = page.get_by_test_id("toast-body").filter(has_text="accepted: PNG, JPEG")
     toast.wait_for()
-    page.wait_for_timeout(11_000)  # Gradio's own toasts fade after 10 s
+    page.wait_for_timeout(10_500)  # Gradio's own toasts fade after 10 s
     sync_api.expect(toast).to_be_visible()
     page.screenshot(path=screenshots / "1-classify-error.png", full_page=True)
     toast.get_by_test_id("toast-close").click()  # closed by the visitor, not by a timer

@@ -10,6 +10,7 @@ import pytest
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH, load_slice
 from cifar_cnn.data.fashion_mnist import FASHION_MNIST_DIR
+from cifar_cnn.ensemble import CifarEnsemble
 from cifar_cnn.trust.corruptions import corruption_benchmark
 from training.cli import evaluate_main
 
@@ -104,7 +105,7 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     metrics = json.loads((output / "metrics.json").read_text())
     report = metrics["ood"]
     scores = report["sources"]["fashion_mnist"]["scores"]
-    assert set(scores) == {"msp", "energy", "agreement", "knn", "detector"}
+    assert set(scores) == {"msp", "energy", "vote_share", "knn", "detector"}
     assert report["detector"]["method"] == "knn"
     assert (output / "ood_bank.npy").is_file() and (output / "ood_features.weights.h5").is_file()
     card = (output / "README.md").read_text()
@@ -126,16 +127,19 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     assert member.metrics["corruptions"] == expected
     assert (tmp_path / "a" / "corruptions.png").is_file()
 
-    # Rebuilding needs --overwrite; the same ensemble keeps what was measured for it, other
-    # members do not.
+    # Rebuilding needs --overwrite; the same ensemble keeps its corruption results (its detector
+    # is fitted again with --ood, its files being gone), other members keep nothing.
     with pytest.raises(SystemExit, match="exists; pass --overwrite"):
         ensemble_main([str(tmp_path / "a"), "--output", str(output), "--data", str(SLICE_PATH)])
     ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
                    "--data", str(SLICE_PATH), "--overwrite"])  # fmt: skip
-    assert json.loads((output / "metrics.json").read_text()).keys() >= {"ood", "corruptions"}
+    kept = json.loads((output / "metrics.json").read_text())
+    assert "corruptions" in kept and "ood" not in kept
+    assert "ood_detector" not in json.loads((output / "config.json").read_text())
+    CifarEnsemble.from_pretrained(output)  # loads: no detector described, none needed
     ensemble_main([str(tmp_path / "a"), "--output", str(output), "--data", str(SLICE_PATH),
                    "--overwrite"])  # fmt: skip
-    assert "ood" not in json.loads((output / "metrics.json").read_text())
+    assert "corruptions" not in json.loads((output / "metrics.json").read_text())
 
     # Without --write-members, the members' own folders are left as they were.
     before = {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()}

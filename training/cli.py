@@ -283,8 +283,8 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="rebuild the output folder if it exists (its OOD and corruption results are kept "
-        "when the members and weights are the same)",
+        help="rebuild the output folder if it exists (its corruption results are kept when the "
+        "members and weights are the same; pass --ood again to fit its detector)",
     )
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--equal-weights", action="store_true", help="weight members equally")

@@ -47,6 +47,7 @@ from cifar_cnn.trust.features import FEATURES_FILE, ImageNetFeatures
 from cifar_cnn.trust.ood import (
     DEFAULT_TPR,
     KnnDetector,
+    attach_detector,
     ensemble_scores,
     fit_knn_detector,
     knn_similarity,
@@ -172,20 +173,22 @@ def validation_images(
 BANK_PER_CLASS = 500
 
 
-def ood_bank(features: ImageNetFeatures, data: Cifar10, x_val: np.ndarray) -> np.ndarray:
-    """Unit features of `BANK_PER_CLASS` seeded training pictures per class (all of them, if
-    fewer), none of them a validation picture (`x_val`)."""
+def bank_rows(data: Cifar10, x_val: np.ndarray, per_class: int = BANK_PER_CLASS) -> np.ndarray:
+    """Which training pictures make a detector's bank: `per_class` seeded ones per class (all of
+    them, if fewer), none of them a validation picture (`x_val`); sorted row numbers."""
     val_rows = {image.tobytes() for image in x_val}
     keep = np.array([image.tobytes() not in val_rows for image in data.x_train])
-    x, y = data.x_train[keep], data.y_train[keep]
     rng = np.random.default_rng(0)
-    rows = np.concatenate(
-        [
-            rng.choice(found, min(BANK_PER_CLASS, len(found)), replace=False)
-            for found in (np.flatnonzero(y == c) for c in np.unique(y))
-        ]
-    )
-    return features(x[np.sort(rows)]).astype(np.float16)
+    rows = [
+        rng.choice(found, min(per_class, len(found)), replace=False)
+        for found in (np.flatnonzero(keep & (data.y_train == c)) for c in np.unique(data.y_train))
+    ]
+    return np.sort(np.concatenate(rows))
+
+
+def ood_bank(features: ImageNetFeatures, data: Cifar10, x_val: np.ndarray) -> np.ndarray:
+    """The bank: unit features of the `bank_rows` training pictures, in float16."""
+    return features(data.x_train[bank_rows(data, x_val)]).astype(np.float16)
 
 
 def available_sources(limit: int | None = None) -> dict[str, np.ndarray]:
@@ -205,7 +208,6 @@ def available_sources(limit: int | None = None) -> dict[str, np.ndarray]:
 
 
 def measure_ood(
-    model: CifarClassifier | CifarEnsemble,
     scorer: Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]],
     x_val: np.ndarray,
     data: Cifar10,
@@ -221,7 +223,7 @@ def measure_ood(
     detector, candidates = fit_knn_detector(
         features, ood_bank(features, data, x_val), (x_val, scorer(x_val)[1]), choice
     )
-    test_probabilities, test_own = scorer(data.x_test)
+    _, test_own = scorer(data.x_test)
 
     def all_scores(views, own):
         raw = {"knn": knn_similarity(features(views), detector.bank, detector.k), **own}
@@ -303,15 +305,14 @@ def evaluate_ood(
     x_val, _ = validation_images(classifier, data)
     features = features_for(classifier, features_weights)
     detector, report = measure_ood(
-        classifier, lambda v: model_scores(classifier, v), x_val, data, features, outlier_images
+        lambda v: model_scores(classifier, v), x_val, data, features, outlier_images
     )
     entry = _detector_entry(detector, x_val, report)
     if output is not None:
         Path(output).mkdir(parents=True, exist_ok=True)
         entry = detector.save(output, entry)
         classifier.source_dir = Path(output)
-    classifier.config["ood_detector"] = entry
-    classifier._knn_detector = detector
+    attach_detector(classifier, detector, entry)
     report["detector"] = entry
     _update(classifier, output, "ood", report)
     return report
@@ -329,12 +330,12 @@ def evaluate_ensemble_ood(
     x_val, _ = validation_images(list(ensemble.members), data)
     features = features_for(ensemble, features_weights)
     detector, report = measure_ood(
-        ensemble, lambda v: ensemble_scores(ensemble, v), x_val, data, features, outlier_images
+        lambda v: ensemble_scores(ensemble, v), x_val, data, features, outlier_images
     )
     Path(output).mkdir(parents=True, exist_ok=True)
     entry = detector.save(output, _detector_entry(detector, x_val, report))
-    ensemble.config["ood_detector"] = entry
-    ensemble._knn_detector = detector
+    ensemble.source_dir = Path(output)  # its detector files are there now, not where it came from
+    attach_detector(ensemble, detector, entry)
     report["detector"] = entry
     ensemble.metrics = {**(ensemble.metrics or {}), "ood": report}
     ensemble.save_pretrained(output)

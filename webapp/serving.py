@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT
 from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.hub.layout import CONFIG_FILE, model_folders, read_config
+from cifar_cnn.hub.layout import CONFIG_FILE, model_folders, read_config, weights_digest
 from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models.registry import SHIPPED_MODELS
+from cifar_cnn.trust.ood import detector_of
 from cifar_cnn.voting import validation_weights
 
 MODELS_ENV = "CIFAR_MODELS"
@@ -73,7 +75,9 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
     for source in sources if sources is not None else model_sources():
         name = display_name(source)
         try:
-            served.classifiers[name] = CifarClassifier.from_pretrained(source)
+            classifier = CifarClassifier.from_pretrained(source)
+            detector_of(classifier)  # its out-of-distribution detector, loaded and checked now
+            served.classifiers[name] = classifier
         except Exception as error:  # noqa: BLE001 - any failure is reported, never fatal
             reason = f"{type(error).__name__}: {error}"
             served.failures[name] = LoadFailure(source, type(error).__name__, reason)
@@ -82,24 +86,43 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
 
 
 def ensemble_of(
-    classifiers: dict[str, CifarClassifier], folder=ENSEMBLE_FOLDER
+    classifiers: dict[str, CifarClassifier], folder: Path = ENSEMBLE_FOLDER
 ) -> CifarEnsemble | None:
     """Every served model voting: the shipped ensemble (`folder`: its weights and its own
-    out-of-distribution detector) when the served models are exactly its members, else an
-    ensemble weighted by the members' recorded validation accuracy, which flags a picture when
-    most members' checks do."""
+    out-of-distribution detector) when the served models are its members, the very same weights,
+    else an ensemble weighted by the members' recorded validation accuracy, which flags a picture
+    when most members' checks do (also when the shipped ensemble's files are broken: said in the
+    server's log)."""
     if not classifiers:
         return None
-    names, members = list(classifiers), list(classifiers.values())
-    config = read_config(folder) if (folder / CONFIG_FILE).is_file() else None
-    if config and sorted(m["name"] for m in config["members"]) == sorted(names):
-        order = [m["name"] for m in config["members"]]
-        ensemble = CifarEnsemble(
-            [classifiers[name] for name in order],
-            weights=[m["weight"] for m in config["members"]],
-            names=order,
-        )
-        ensemble.config = {k: v for k, v in config.items() if k == "ood_detector"}
-        ensemble.source_dir = folder
-        return ensemble
-    return CifarEnsemble(members, validation_weights([m.config for m in members]), names)
+    try:
+        shipped = _shipped_ensemble(classifiers, folder)
+        if shipped is not None:
+            detector_of(shipped)  # loaded and checked now, not on a visitor's request
+            return shipped
+    except (OSError, ValueError, KeyError) as error:
+        print(f"The shipped ensemble's detector is not used: {type(error).__name__}: {error}")
+    members = list(classifiers.values())
+    weights = validation_weights([m.config for m in members])
+    return CifarEnsemble(members, weights, list(classifiers))
+
+
+def _shipped_ensemble(classifiers: dict[str, CifarClassifier], folder: Path):
+    if not (folder / CONFIG_FILE).is_file():
+        return None
+    config = read_config(folder)
+    members = config["members"]
+    if sorted(m["name"] for m in members) != sorted(classifiers):
+        return None
+    for member in members:  # the same models, not just the same names
+        recorded = weights_digest(read_config(folder / member["source"]))
+        if recorded is None or recorded != weights_digest(classifiers[member["name"]].config):
+            return None
+    ensemble = CifarEnsemble(
+        [classifiers[m["name"]] for m in members],
+        weights=[m["weight"] for m in members],
+        names=[m["name"] for m in members],
+    )
+    ensemble.config = {k: v for k, v in config.items() if k == "ood_detector"}
+    ensemble.source_dir = folder
+    return ensemble

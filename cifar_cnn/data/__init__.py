@@ -1,10 +1,11 @@
 """Data: the CIFAR-10 images and labels, how any picture becomes model input, augmentation, and
-Fashion-MNIST as real outliers.
+pictures that are none of the ten classes.
 
 - `cifar10`: loading (archive, directory, shipped slice, download), validation splits, k-fold.
 - `images`: file, bytes, PIL image or array to the uint8 32x32 RGB input every model takes.
 - `augmentation`: the training-time augmentation policies.
-- `fashion_mnist`: Fashion-MNIST enlarged to 32x32 RGB, for out-of-distribution measurements.
+- `fashion_mnist`: Fashion-MNIST enlarged to 32x32 RGB, one of the outlier sources.
+- `outliers`: every outlier source (choice and held-out) for out-of-distribution measurements.
 """
 
 from cifar_cnn.data.cifar10 import (

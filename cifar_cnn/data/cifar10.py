@@ -16,6 +16,7 @@ import io
 import os
 import pickle
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,19 @@ class Cifar10:
         return (
             f"Cifar10(train={len(self.x_train)}, test={len(self.x_test)}, source={self.source!r})"
         )
+
+
+def top_classes(
+    probabilities: np.ndarray, class_names: Sequence[str], k: int = 3
+) -> dict[str, float]:
+    """One image's `k` most likely classes, most likely first: {class name: probability}."""
+    classes = len(class_names)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"top_k must be a whole number 1 to {classes}, got {k!r}")
+    if not 1 <= k <= classes:
+        raise ValueError(f"top_k must be 1 to {classes}, got {k}")
+    order = np.argsort(probabilities)[::-1][:k]
+    return {class_names[i]: float(probabilities[i]) for i in order}
 
 
 def default_search_paths() -> list[Path]:

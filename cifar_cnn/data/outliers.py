@@ -62,6 +62,8 @@ def load_outliers(name: str, seed: int = 0) -> np.ndarray:
 def photo_views(paths: list[Path], seed: int = 0, crops: int = CROPS_PER_PHOTO) -> np.ndarray:
     """Each picture whole and as `crops` seeded square crops (10-50% of its shorter side), every
     view resized to 32x32 by the models' own rule (`resize_to_model`)."""
+    if not paths:
+        raise FileNotFoundError("no pictures to take views of")
     rng = np.random.default_rng(seed)
     views = []
     for path in paths:
@@ -109,11 +111,14 @@ def skimage_pictures() -> list[Path]:
     if spec is None or spec.origin is None:
         raise FileNotFoundError("scikit-image's sample pictures: pip install scikit-image")
     folder = Path(spec.origin).parent / "data"
-    return [
+    pictures = [
         p
         for p in sorted(folder.iterdir())
         if p.suffix in (".png", ".jpg") and p.stem not in SKIMAGE_EXCLUDED
     ]
+    if not pictures:
+        raise FileNotFoundError(f"no sample pictures in scikit-image's {folder.name} folder")
+    return pictures
 
 
 def skimage_faces(seed: int = 0) -> np.ndarray:

@@ -151,7 +151,7 @@ def render_model_card(
             train_minutes=f"{training['train_seconds'] / 60:.1f}",
             images_per_second=f"{training['images_per_second']:.0f}",
             hardware=training["hardware"],
-            precision=training.get("precision", "float32"),
+            precision=_precision_text(training),
             software=", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items()),
             recipe_json=json.dumps(training["recipe"], indent=2),
             command=training["command"],
@@ -167,8 +167,22 @@ def render_model_card(
 OOD_SCORE_NAMES = {
     "msp": "the top class probability",
     "energy": "the energy score, the log-sum-exp of the logits",
-    "agreement": "the members' agreement with the soft vote",
+    "vote_share": "the weighted share of members voting for the soft vote's class",
+    "agreement": "the members' mean probability for the soft vote's class",  # earlier releases
 }
+
+
+def _precision_text(training: dict) -> str:
+    """The training arithmetic, and how "auto" chose it on the training machine if it measured."""
+    text = training.get("precision", "float32")
+    choice = training.get("precision_choice")
+    if choice:
+        speeds = choice["images_per_second"]
+        text += (
+            f" (chosen by measurement on this CPU: bfloat16 {speeds['mixed_bfloat16']:.0f}, "
+            f"float32 {speeds['float32']:.0f} training images/s)"
+        )
+    return text
 
 
 def _ood_fields(report: dict | None, subject: str = "model") -> dict:

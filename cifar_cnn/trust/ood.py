@@ -14,7 +14,7 @@ Scores (all "higher means more like CIFAR-10"):
 - ``msp``: the maximum softmax probability (Hendrycks and Gimpel, 2017);
 - ``energy``: the log-sum-exp of the logits, the negative free energy (Liu et al., 2020);
 - for an ensemble (`ensemble_ood_scores`): the soft vote's maximum probability, the members'
-  mean energy, and their agreement on the soft vote's class;
+  mean energy, and their vote share (the weighted share voting for the soft vote's class);
 - ``knn``: the similarity of a picture's ImageNet features to its k-th nearest neighbour among
   CIFAR-10 training pictures' (Sun et al., 2022), and `Mahalanobis` distances (Lee et al., 2018),
   both measured in docs/ood_benchmark.md.
@@ -27,6 +27,7 @@ adds the kNN score to the model's own, each standardised on validation; `predict
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_cnn.atomic import atomic_path
+from cifar_cnn.data.cifar10 import top_classes
 from cifar_cnn.data.images import ImageLike, to_model_input
 from cifar_cnn.explain.probing import logits_of_last
 from cifar_cnn.hub.layout import OOD_BANK_FILE, sha256
@@ -96,7 +98,7 @@ def ood_scores(classifier: Any, images: ImageLike | list[ImageLike]) -> dict[str
 
 def ensemble_scores(ensemble: Any, views: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A CifarEnsemble's soft-vote probabilities (N, 10) and its own scores: "msp" of the soft
-    vote, "energy" as the members' weighted mean, and "agreement", the weighted share of members
+    vote, "energy" as the members' weighted mean, and "vote_share", the weighted share of members
     whose own top class is the soft vote's (1 when all agree; it falls as they disagree)."""
     answers = [model_scores(member, views) for member in ensemble.members]
     members = np.stack([probabilities for probabilities, _ in answers])  # (M, N, C)
@@ -107,7 +109,7 @@ def ensemble_scores(ensemble: Any, views: np.ndarray) -> tuple[np.ndarray, dict[
     return soft, {
         "msp": msp_score(soft),
         "energy": np.tensordot(weights, energies, axes=1),
-        "agreement": np.tensordot(weights, agree.astype(float), axes=1),
+        "vote_share": np.tensordot(weights, agree.astype(float), axes=1),
     }
 
 
@@ -282,8 +284,11 @@ def verify_detector_files(folder: str | os.PathLike, config: dict[str, Any] | No
     for name, key in ((BANK_FILE, "bank_sha256"), (FEATURES_FILE, "features_sha256")):
         if not (folder / name).is_file():
             raise ValueError(f"{folder}: incomplete model folder (no {name})")
-        if sha256(folder / name) != config[key]:
+        if sha256(folder / name) != config.get(key):
             raise ValueError(f"{folder / name}: checksum mismatch with config.json")
+
+
+_detector_lock = threading.Lock()
 
 
 def detector_of(model: Any) -> KnnDetector | None:
@@ -292,14 +297,22 @@ def detector_of(model: Any) -> KnnDetector | None:
     config = model.config.get("ood_detector") or {}
     if config.get("method") != "knn":
         return None
-    detector = getattr(model, "_knn_detector", None)
-    if detector is None:
-        folder = getattr(model, "source_dir", None)
-        if folder is None:
-            return None
-        detector = KnnDetector.load(folder, config)
-        model._knn_detector = detector
-    return detector
+    with _detector_lock:  # the app's worker threads: one load, the others wait for it
+        detector = getattr(model, "_knn_detector", None)
+        if detector is None:
+            folder = getattr(model, "source_dir", None)
+            if folder is None:
+                return None
+            detector = KnnDetector.load(folder, config)
+            model._knn_detector = detector
+        return detector
+
+
+def attach_detector(model: Any, detector: KnnDetector, entry: dict[str, Any]) -> None:
+    """Give a CifarClassifier or CifarEnsemble a freshly fitted detector and its config entry
+    (what `KnnDetector.save` returned, or `to_config()` for one not saved yet)."""
+    model.config["ood_detector"] = entry
+    model._knn_detector = detector
 
 
 @dataclass(frozen=True)
@@ -308,7 +321,7 @@ class OutlierCheck:
 
     flagged: bool
     reason: str  # "" when not flagged
-    method: str  # "knn", "energy", "msp" (fitted on validation) or "low confidence"
+    method: str  # "knn"; "energy" or "msp" (an earlier release's); "low confidence"; "members"
 
     @property
     def notice(self) -> str:
@@ -446,9 +459,7 @@ def check_image(model: Any, image: ImageLike, top_k: int = 3) -> CheckedPredicti
     if not single:
         raise ValueError("check takes one image; use predict_and_check for a batch")
     probabilities, checks = predict_and_check(model, batch)
-    order = np.argsort(probabilities[0])[::-1][:top_k]
-    top = {model.class_names[i]: float(probabilities[0][i]) for i in order}
-    return CheckedPrediction(top, checks[0])
+    return CheckedPrediction(top_classes(probabilities[0], model.class_names, top_k), checks[0])
 
 
 # ----------------------------------------------------------------------------- fitting
