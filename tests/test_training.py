@@ -187,6 +187,33 @@ def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slic
         np.testing.assert_array_equal(saved, returned)
 
 
+def test_auto_precision_is_bfloat16_only_where_it_measures_faster(monkeypatch):
+    import training.train as training_train
+
+    def never_called():
+        raise AssertionError("no probe expected")
+
+    monkeypatch.setattr(training_train, "cpu_has_native_bfloat16", lambda: True)
+    faster = {"float32": 200.0, "mixed_bfloat16": 400.0}
+    mode, evidence = training_train.resolve_precision("auto", lambda: faster, 1000)
+    assert mode == "bf16" and evidence["bfloat16_gain"] == 2.0
+    slower = {"float32": 270.0, "mixed_bfloat16": 164.0}  # measured on an AVX512-BF16 Xeon
+    assert training_train.resolve_precision("auto", lambda: slower, 1000)[0] == "off"
+    assert training_train.resolve_precision("auto", never_called, 100) == ("off", None)  # short
+    assert training_train.resolve_precision("bf16", never_called, 1000) == ("bf16", None)
+    monkeypatch.setattr(training_train, "cpu_has_native_bfloat16", lambda: False)
+    assert training_train.resolve_precision("auto", never_called, 10**6) == ("off", None)
+
+
+def test_the_precision_probe_times_both_precisions_and_restores_float32(slice_data):
+    from training.train import probe_step_speeds
+
+    recipe = get_recipe("seed_cnn", batch_size=32)
+    speeds = probe_step_speeds(recipe, slice_data.x_train[:64], slice_data.y_train[:64], 1, 1)
+    assert set(speeds) == {"float32", "mixed_bfloat16"} and min(speeds.values()) > 0
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 def test_unknown_mixed_precision_is_refused(slice_data, tmp_path):
     with pytest.raises(ValueError, match="unknown mixed precision 'int8'"):
         train(get_recipe("seed_cnn", epochs=1, mixed_precision="int8"), slice_data, tmp_path)

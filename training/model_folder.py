@@ -100,6 +100,8 @@ def save_trained_model(
                 "train_seconds": round(result.train_seconds, 1),
                 "images_per_second": result.images_per_second,
                 "precision": result.precision,
+                # How "auto" chose it on this machine (measured step speeds), when it measured.
+                "precision_choice": result.precision_choice,
                 "hardware": hardware_description(),
                 "code_version": code or code_version(),
             },
@@ -152,8 +154,9 @@ def calibrate_on_validation(classifier: CifarClassifier, x_val, y_val) -> dict:
 
 
 def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
-    """The OOD and corruption results already in `output`, if it holds the same members with
-    the same weights (rebuilding an ensemble should not drop what was measured for it)."""
+    """The corruption results already in `output`, if it holds the same members with the same
+    weights (rebuilding an ensemble should not drop what was measured for it). Its OOD detector
+    is not kept: its files go with the old folder, so `--ood` fits it again."""
     try:
         config, metrics = read_config(output), read_json(output / METRICS_FILE) or {}
     except ValueError:  # no folder or no readable config: nothing measured to keep
@@ -162,7 +165,7 @@ def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
     now = list(zip(ensemble.sources, map(float, ensemble.weights), strict=True))
     if before != now:
         return {}
-    return {k: v for k, v in metrics.items() if k in ("ood", "corruptions")}
+    return {k: v for k, v in metrics.items() if k == "corruptions"}
 
 
 def build_ensemble(

@@ -10,8 +10,10 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -39,6 +41,7 @@ class TrainResult:
     images_per_second: float  # median over epochs
     train_seconds: float
     precision: str = "float32"  # the Keras dtype policy the model trained under
+    precision_choice: dict | None = None  # how "auto" chose it here (`resolve_precision`)
 
 
 PRECISION_POLICIES = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
@@ -56,13 +59,70 @@ def cpu_has_native_bfloat16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def set_mixed_precision(mode: str) -> str:
-    """Apply a mixed-precision policy and return its name.
+#: bfloat16 must train this much faster than float32 in the probe to be chosen: identical runs
+#: differ by 10-20% on shared machines, and a wrong choice costs a whole run.
+BF16_MIN_GAIN = 1.15
+#: The probe costs about a minute (two models traced, then timed): shorter runs keep float32.
+PROBE_MIN_STEPS = 500
 
-    "auto" picks float16 on a GPU and float32 on a CPU. "bf16" is there to try on CPUs with
-    native bfloat16 (Intel AMX): on the development machine's Xeon it trained 2.2-2.8x faster in
-    a 6-batch benchmark, but no faster over whole epochs, and slower in another benchmark run, so
-    it is not the default. Variables stay float32 either way; `train` returns a float32 model."""
+
+def resolve_precision(
+    mode: str, probe: Callable[[], dict[str, float]], total_steps: int
+) -> tuple[str, dict[str, Any] | None]:
+    """What "auto" means on this machine, and the evidence: float16 on a GPU; on a CPU with
+    native bfloat16 (AMX or AVX512-BF16) and a run of at least `PROBE_MIN_STEPS` steps, bfloat16
+    if the `probe` ({policy: images/s}) measures it `BF16_MIN_GAIN` times faster than float32;
+    float32 otherwise. Other modes are returned as given."""
+    if mode != "auto":
+        return mode, None
+    if tf.config.list_physical_devices("GPU"):
+        return "fp16", None
+    if not cpu_has_native_bfloat16() or total_steps < PROBE_MIN_STEPS:
+        return "off", None
+    speeds = probe()
+    gain = speeds["mixed_bfloat16"] / speeds["float32"]
+    choice = "bf16" if gain >= BF16_MIN_GAIN else "off"
+    evidence = {
+        "images_per_second": {policy: round(speed, 1) for policy, speed in speeds.items()},
+        "bfloat16_gain": round(gain, 3),
+        "rule": f"bfloat16 when it trains at least {BF16_MIN_GAIN}x as fast as float32",
+    }
+    print(
+        f"Precision: bfloat16 trains {gain:.2f}x as fast as float32 here "
+        f"({speeds['mixed_bfloat16']:.0f} against {speeds['float32']:.0f} images/s): "
+        f"{'bfloat16' if choice == 'bf16' else 'float32'}"
+    )
+    return choice, evidence
+
+
+def probe_step_speeds(
+    recipe: Recipe, x: np.ndarray, y: np.ndarray, steps: int = 3, rounds: int = 3
+) -> dict[str, float]:
+    """Training images/s of `recipe`'s model in float32 and in bfloat16 on this machine: each
+    built and traced once, then `steps` batches timed in `rounds` interleaved rounds (medians),
+    since identical runs here differ by up to 1.8x. Leaves the float32 policy set."""
+    images, labels = next(iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation)))
+    models = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        models[policy] = build_for_recipe(recipe, x)
+        compile_for_phase(models[policy], recipe, steps, "main")
+        models[policy].train_on_batch(images, labels)  # traced before timing
+    keras.mixed_precision.set_global_policy("float32")
+    seconds: dict[str, list[float]] = {policy: [] for policy in models}
+    for _ in range(rounds):
+        for policy, model in models.items():
+            started = time.perf_counter()
+            for _ in range(steps):
+                model.train_on_batch(images, labels)
+            seconds[policy].append(time.perf_counter() - started)
+    return {p: steps * len(images) / float(np.median(s)) for p, s in seconds.items()}
+
+
+def set_mixed_precision(mode: str) -> str:
+    """Apply a mixed-precision policy ("off", "bf16", "fp16"; "auto" as `resolve_precision`
+    decides without a probe) and return its name. Variables stay float32 either way; `train`
+    returns a float32 model."""
     if mode == "auto":
         mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
     if mode not in PRECISION_POLICIES:
@@ -207,14 +267,20 @@ def train(
     holds an unfinished run of the same recipe. Returns the best-validation-accuracy weights."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(recipe.seed)
-    precision = set_mixed_precision(recipe.mixed_precision)
     if validation is None:
         x_train, y_train, x_val, y_val = split_validation(
             data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
         )
     else:
         (x_train, y_train), (x_val, y_val) = (data.x_train, data.y_train), validation
+    total_steps = recipe.epochs * int(np.ceil(len(x_train) / recipe.batch_size))
+    mode, precision_choice = resolve_precision(
+        recipe.mixed_precision,
+        lambda: probe_step_speeds(recipe, x_train, y_train),
+        total_steps,
+    )
+    keras.utils.set_random_seed(recipe.seed)  # after the probe: the run itself is reproducible
+    precision = set_mixed_precision(mode)
     train_ds = make_dataset(
         x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed
     )
@@ -281,6 +347,7 @@ def train(
         images_per_second=float(np.median(speeds)) if speeds else 0.0,
         train_seconds=float(sum(h["seconds"] for h in state.history)),
         precision=precision,
+        precision_choice=precision_choice,
     )
 
 

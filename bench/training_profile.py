@@ -1,0 +1,111 @@
+"""Where a training step's time goes, op by op, in float32 and in bfloat16 (TensorFlow's profiler).
+
+    python bench/training_profile.py                      # resnet_fast, its recipe's batch (1,024)
+    python bench/training_profile.py --model seed_cnn --steps 5
+
+Each precision runs in a fresh process (oneDNN on, as `cifar-train` runs): the recipe's model is
+built and traced, then `--steps` training steps on real images (the shipped slice) are profiled.
+TensorFlow's trace holds one event per executed op ("layer/op:OpType"); their durations are summed
+per op type. Two ops can run at once (one per core), so the shares are of the summed op time, and
+the wall time per step is shown beside them. Prints a markdown table (docs/performance.md).
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def profile(model_name: str, policy: str, steps: int) -> dict:
+    """Runs inside the child process: {op type: milliseconds per step, "__wall__": ms/step}."""
+    import keras
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    import cifar_cnn  # noqa: F401  (oneDNN on)
+    from cifar_cnn.data.cifar10 import load_slice
+    from cifar_cnn.models import get_recipe
+    from training.train import build_for_recipe, compile_for_phase, make_dataset
+
+    recipe = get_recipe(model_name)
+    data = load_slice()
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_for_recipe(recipe, data.x_train)
+    compile_for_phase(model, recipe, steps, "main")
+    x = data.x_train[(list(range(len(data.x_train))) * 2)[: recipe.batch_size]]
+    y = data.y_train[(list(range(len(data.y_train))) * 2)[: recipe.batch_size]]
+    images, labels = next(iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation)))
+    for _ in range(2):  # traced, and oneDNN's primitives created
+        model.train_on_batch(images, labels)
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    started = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(images, labels)
+    wall = (time.perf_counter() - started) / steps
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    per_op: dict[str, float] = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name:  # "layer/op:OpType": one executed op
+                    per_op[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps  # ms
+    return {**per_op, "__wall__": 1000 * wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="resnet_fast")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--top", type=int, default=14, help="op types listed")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(profile(args.child[0], args.child[1], args.steps)))
+        return
+
+    results = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", args.model, policy, "--steps", str(args.steps)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results[policy] = json.loads(out.stdout.strip().splitlines()[-1])
+    walls = {p: r.pop("__wall__") for p, r in results.items()}
+    totals = {p: sum(r.values()) for p, r in results.items()}
+    ops = sorted(
+        set(results["float32"]) | set(results["mixed_bfloat16"]),
+        key=lambda op: -(results["float32"].get(op, 0) + results["mixed_bfloat16"].get(op, 0)),
+    )
+    print(f"{args.model}, one training step: wall {walls['float32']:.0f} ms in float32, "
+          f"{walls['mixed_bfloat16']:.0f} ms in bfloat16 (op time summed over both cores: "
+          f"{totals['float32']:.0f} and {totals['mixed_bfloat16']:.0f} ms)\n")  # fmt: skip
+    print("| op type | float32 ms/step | share | bfloat16 ms/step | share |")
+    print("|---|---:|---:|---:|---:|")
+    for op in ops[: args.top]:
+        cells = []
+        for policy in ("float32", "mixed_bfloat16"):
+            ms = results[policy].get(op, 0.0)
+            cells += [f"{ms:.1f}", f"{100 * ms / totals[policy]:.1f}%"]
+        print(f"| `{op}` | " + " | ".join(cells) + " |")
+    rest = {p: totals[p] - sum(results[p].get(op, 0.0) for op in ops[: args.top]) for p in results}
+    print(f"| all other op types | {rest['float32']:.1f} | "
+          f"{100 * rest['float32'] / totals['float32']:.1f}% | {rest['mixed_bfloat16']:.1f} | "
+          f"{100 * rest['mixed_bfloat16'] / totals['mixed_bfloat16']:.1f}% |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
