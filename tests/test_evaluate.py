@@ -36,13 +36,14 @@ def test_evaluate_writes_the_ood_detector_and_corruption_accuracy_into_the_folde
 
     evaluate_main(
         [str(folder), "--data", str(SLICE_PATH), "--write", "--ood", "--corruptions",
-         "--corruption-images", "20", "--ood-images", "500", "--ood-features", FEATURES]
+         "--corruption-images", "20", "--ood-images", "500", "--ood-features", FEATURES,
+         "--ood-sources", "fashion_mnist,synthetic,faces"]
     )  # fmt: skip
 
     metrics = json.loads((folder / "metrics.json").read_text())
     assert {"plain", "flip_tta", "ood", "corruptions"} <= set(metrics)
     sources = metrics["ood"]["sources"]
-    assert {"fashion_mnist", "synthetic"} <= set(sources)  # the rest where installed
+    assert {"fashion_mnist", "synthetic"} <= set(sources) <= {"fashion_mnist", "synthetic", "faces"}
     for source in sources.values():
         assert set(source["scores"]) == {"msp", "energy", "knn", "detector"}
         assert all(0 <= s["auroc"] <= 1 for s in source["scores"].values())
@@ -100,7 +101,8 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     output = tmp_path / "ensemble"
     ensemble_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(output),
                    "--data", str(SLICE_PATH), "--ood", "--ood-images", "500", "--ood-features",
-                   FEATURES, "--corruptions", "--corruption-images", "20",
+                   FEATURES, "--ood-sources", "fashion_mnist", "--corruptions",
+                   "--corruption-images", "20",
                    "--write-members"])  # fmt: skip
     metrics = json.loads((output / "metrics.json").read_text())
     report = metrics["ood"]

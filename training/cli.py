@@ -202,6 +202,12 @@ def _add_trust_flags(parser: argparse.ArgumentParser, ood: str, corruptions: str
     parser.add_argument(
         "--ood-images", type=int, help="cap the pictures used from each outlier source"
     )
+    parser.add_argument(
+        "--ood-sources",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="comma-separated outlier sources to use (default: every one this machine has; "
+        "see cifar_cnn.data.outliers)",
+    )
     parser.add_argument("--corruptions", action="store_true", help=corruptions)
     parser.add_argument(
         "--corruption-images", type=int, help="test images for --corruptions (default: all)"
@@ -263,7 +269,9 @@ def evaluate_main(argv: list[str] | None = None) -> None:
                 classifier, baseline, data, output, args.baseline_label, args.batch_size
             )
         if args.ood:
-            evaluate_ood(classifier, data, output, args.ood_features, args.ood_images)
+            evaluate_ood(
+                classifier, data, output, args.ood_features, args.ood_images, args.ood_sources
+            )
         if args.corruptions:
             evaluate_corruptions(classifier, data, output, limit=args.corruption_images)
     except (DataError, ValueError, OSError) as error:
@@ -314,6 +322,7 @@ def ensemble_main(argv: list[str] | None = None) -> None:
         if args.ood:
             evaluate_ensemble_ood(
                 ensemble, data, args.output, args.ood_features, args.ood_images,
+                args.ood_sources,
             )  # fmt: skip
         if args.corruptions:
             member_folders = None

@@ -191,11 +191,18 @@ def ood_bank(features: ImageNetFeatures, data: Cifar10, x_val: np.ndarray) -> np
     return features(data.x_train[bank_rows(data, x_val)]).astype(np.float16)
 
 
-def available_sources(limit: int | None = None) -> dict[str, np.ndarray]:
-    """Every outlier source whose files this machine has (capped at `limit` pictures each),
-    saying which are missing and how to get them."""
+def available_sources(
+    limit: int | None = None, names: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Every outlier source (or those `names`d) whose files this machine has, capped at `limit`
+    pictures each, saying which are missing and how to get them."""
+    for name in names or []:
+        if name not in OUTLIER_SOURCES:
+            raise ValueError(
+                f"unknown outlier source {name!r}; choose from {', '.join(OUTLIER_SOURCES)}"
+            )
     loaded = {}
-    for name in OUTLIER_SOURCES:
+    for name in names or OUTLIER_SOURCES:
         try:
             loaded[name] = load_outliers(name)[:limit]
         except FileNotFoundError as error:
@@ -213,12 +220,15 @@ def measure_ood(
     data: Cifar10,
     features: ImageNetFeatures,
     outlier_images: int | None = None,
+    sources: list[str] | None = None,
 ) -> tuple[KnnDetector, dict]:
     """Fit a `KnnDetector` on the validation pictures against the choice sources, then report
     every score on the CIFAR-10 test set against every source, held-out sources apart.
     `scorer(views)` gives the model's probabilities and own scores."""
-    sources = available_sources(outlier_images)
-    scored = {name: (views, scorer(views)[1]) for name, views in sources.items()}
+    scored = {
+        name: (views, scorer(views)[1])
+        for name, views in available_sources(outlier_images, sources).items()
+    }
     choice = {n: v for n, v in scored.items() if not OUTLIER_SOURCES[n].held_out}
     detector, candidates = fit_knn_detector(
         features, ood_bank(features, data, x_val), (x_val, scorer(x_val)[1]), choice
@@ -298,6 +308,7 @@ def evaluate_ood(
     output: str | os.PathLike | None,
     features_weights: str | None = None,
     outlier_images: int | None = None,
+    sources: list[str] | None = None,
 ) -> dict:
     """Fit and measure the model's out-of-distribution detector (`measure_ood`); with an
     `output` folder, its files and config entry go there (and drive the app's warning), the
@@ -305,7 +316,7 @@ def evaluate_ood(
     x_val, _ = validation_images(classifier, data)
     features = features_for(classifier, features_weights)
     detector, report = measure_ood(
-        lambda v: model_scores(classifier, v), x_val, data, features, outlier_images
+        lambda v: model_scores(classifier, v), x_val, data, features, outlier_images, sources
     )
     entry = _detector_entry(detector, x_val, report)
     if output is not None:
@@ -324,13 +335,14 @@ def evaluate_ensemble_ood(
     output: str | os.PathLike,
     features_weights: str | None = None,
     outlier_images: int | None = None,
+    sources: list[str] | None = None,
 ) -> dict:
     """`measure_ood` for an ensemble, fitted on the validation images none of its members trained
     on; the detector's files go into the ensemble folder, the report to its metrics and card."""
     x_val, _ = validation_images(list(ensemble.members), data)
     features = features_for(ensemble, features_weights)
     detector, report = measure_ood(
-        lambda v: ensemble_scores(ensemble, v), x_val, data, features, outlier_images
+        lambda v: ensemble_scores(ensemble, v), x_val, data, features, outlier_images, sources
     )
     Path(output).mkdir(parents=True, exist_ok=True)
     entry = detector.save(output, _detector_entry(detector, x_val, report))
