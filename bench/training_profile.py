@@ -5,9 +5,10 @@
 
 Each precision runs in a fresh process (oneDNN on, as `cifar-train` runs): the recipe's model is
 built and traced, then `--steps` training steps on real images (the shipped slice) are profiled.
-TensorFlow's trace holds one event per executed op ("layer/op:OpType"); their durations are summed
-per op type. Two ops can run at once (one per core), so the shares are of the summed op time, and
-the wall time per step is shown beside them. Prints a markdown table (docs/performance.md).
+TensorFlow's trace holds one event per executed op ("layer/op:OpType", inside the executor's own
+"ExecutorState::Process" events, which are left out); their durations are summed per op type.
+Two ops can run at once (one per core), so the shares are of the summed op time, and the wall
+time per step is shown beside them. Prints a markdown table (docs/performance.md).
 """
 
 import argparse
@@ -60,7 +61,7 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" in name:  # "layer/op:OpType": one executed op
+                if ":" in name and "::" not in name:  # "layer/op:OpType": one executed op
                     per_op[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps  # ms
     return {**per_op, "__wall__": 1000 * wall}
 
