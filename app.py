@@ -127,7 +127,7 @@ def classify_tab(page: Page, history: gr.State) -> None:
     @image_handler
     def classify(image, model, top_k=events.TOP_K):
         result = events.classify(page.served.get(model), image, int(top_k))
-        return result.top, page.outputs.image_file(result.view), banner(result.outlier)
+        return result.probabilities, page.outputs.image_file(result.view), banner(result.check)
 
     def remember(history, image, top, view, model, notice):
         if not top or view is None:
@@ -268,7 +268,7 @@ def compare_tab(page: Page) -> None:
         panels = []
         for name in models or page.names:
             result = events.explain(page.served.get(name), image)
-            check = events.classify(page.served.get(name), image, top_k=1).outlier
+            check = events.classify(page.served.get(name), image, top_k=1).check
             caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
             if check.flagged:
                 caption += f" (⚠ {OUTLIER_WARNING})"
@@ -294,10 +294,10 @@ def robustness_tab(page: Page) -> None:
         explanation, c, clean = result.explanation, result.classification, result.clean
         return (
             page.outputs.image_file(clean.view),
-            clean.top,
+            clean.probabilities,
             page.outputs.image_file(result.corrupted),
-            c.top,
-            banner(c.outlier),
+            c.probabilities,
+            banner(c.check),
             page.outputs.image_file(explanation.overlay),
             explanation.caption + " (on the corrupted view)",
         )
@@ -451,7 +451,7 @@ def live_tab(page: Page) -> None:
         result = answer.classification
         overlay = page.outputs.image_file(answer.overlay) if answer.overlay is not None else None
         served = f"**{answer.fps:.1f}** frames per second served"
-        return result.top, banner(result.outlier), overlay, served, times
+        return result.probabilities, banner(result.check), overlay, served, times
 
     gr.Markdown(
         "Point your camera at something: each frame the server can take is classified as it "
@@ -557,7 +557,7 @@ def api_tools(page: Page) -> None:
             (true when the model's detector flags the picture) and warning (why, in plain
             words; null when not flagged).
         """
-        return events.classify(page.served.get(model), image, int(top_k)).answer()
+        return events.classify(page.served.get(model), image, int(top_k)).as_dict()
 
     @page.observed("api_vote")
     @image_handler

@@ -14,10 +14,11 @@ FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
 
 def test_classify_labels_the_shipped_ship_and_shows_the_32px_view(served):
     result = events.classify(served.get("resnet_fast"), str(SHIP), top_k=3)
-    assert result.label == "ship" and len(result.top) == 3
-    assert list(result.top.values()) == sorted(result.top.values(), reverse=True)
+    assert result.label == "ship" and len(result.probabilities) == 3
+    shown = list(result.probabilities.values())
+    assert shown == sorted(shown, reverse=True)
     assert result.view.shape == (256, 256, 3)
-    assert not result.outlier.flagged and result.notice == ""
+    assert not result.out_of_distribution and result.warning is None
 
 
 @pytest.mark.parametrize("score", ["msp", "energy"])
@@ -27,10 +28,10 @@ def test_a_fitted_detector_warns_below_its_threshold(trained_seed_cnn, score):
     classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
     classifier.config["ood_detector"] = {"score": score, "threshold": float("inf")}
     result = events.classify(classifier, str(SHIP))
-    assert result.outlier.method == score  # a detector of an earlier release: one score
-    assert result.notice.startswith("This may not be one of the 10 classes")
+    assert result.check.method == score  # a detector of an earlier release: one score
+    assert result.warning.startswith("This may not be one of the 10 classes")
     classifier.config["ood_detector"]["threshold"] = float("-inf")
-    assert events.classify(classifier, str(SHIP)).notice == ""
+    assert events.classify(classifier, str(SHIP)).warning is None
 
 
 @pytest.mark.parametrize("temperature", [None, 1.7])
@@ -44,7 +45,7 @@ def test_with_an_energy_detector_the_shown_probabilities_are_the_models_own(
     classifier.config["ood_detector"] = {"score": "energy", "threshold": 0.0}
     result = events.classify(classifier, str(SHIP), top_k=10)
     expected = classifier.predict(events.model_view(str(SHIP))[1])
-    shown = [result.top[name] for name in classifier.class_names]
+    shown = [result.probabilities[name] for name in classifier.class_names]
     np.testing.assert_allclose(shown, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -116,7 +117,8 @@ def test_robustness_shows_the_corrupted_view_its_prediction_and_grad_cam(served)
     assert noisy.clean.label == "ship"  # the clean baseline, shown beside the corrupted view
     assert np.abs(noisy.corrupted.astype(int) - clean.corrupted).mean() > 5
     ship = "ship"
-    assert noisy.classification.top.get(ship, 0.0) < clean.classification.top[ship] - 0.05
+    before, after = clean.classification.probabilities, noisy.classification.probabilities
+    assert after.get(ship, 0.0) < before[ship] - 0.05
     with pytest.raises(ValueError, match="unknown corruption 'rain'"):
         events.robustness(flagship, str(SHIP), "rain", 1)
 

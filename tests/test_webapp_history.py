@@ -12,8 +12,8 @@ FLAGSHIP = REPO_ROOT / "models" / "resnet_fast"
 
 def test_history_keeps_the_newest_predictions_first(served):
     first = events.classify(served.get("resnet_fast"), str(SHIP))
-    entries = add_to_history(None, first.view, "resnet_fast", first.top)
-    entries = add_to_history(entries, first.view, "model", first.top)
+    entries = add_to_history(None, first.view, "resnet_fast", first.probabilities)
+    entries = add_to_history(entries, first.view, "model", first.probabilities)
     assert [h["model"] for h in entries] == ["model", "resnet_fast"]
     assert entries[0]["label"] == "ship" and entries[0]["thumbnail"].shape == (32, 32, 3)
     _, view = events.model_view(str(SHIP))
@@ -22,8 +22,8 @@ def test_history_keeps_the_newest_predictions_first(served):
     # load test's memory growth).
     assert entries[0]["thumbnail"].base is None and entries[0]["thumbnail"].nbytes == 3072
     assert entries[0]["warning"] == ""
-    flagged = add_to_history(entries, first.view, "model", first.top, flagged=True)
+    flagged = add_to_history(entries, first.view, "model", first.probabilities, flagged=True)
     assert flagged[0]["warning"] == "may not be one of the 10 classes"
     for _ in range(HISTORY_LIMIT + 5):
-        entries = add_to_history(entries, first.view, "model", first.top)
+        entries = add_to_history(entries, first.view, "model", first.probabilities)
     assert len(entries) == HISTORY_LIMIT

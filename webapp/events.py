@@ -5,7 +5,7 @@ library decides everything about models (`cifar_cnn`), this module only shapes i
 >>> from webapp.serving import load_models
 >>> from webapp.events import classify
 >>> served = load_models()
->>> classify(served.get("resnet_fast"), "examples/test0001_ship.png").top    # {'ship': 0.98, ...}
+>>> classify(served.get("resnet_fast"), "examples/test0001_ship.png").label  # 'ship'
 """
 
 from __future__ import annotations
@@ -55,23 +55,12 @@ def banner_text(check: OutlierCheck) -> str:
     return f"### ⚠ This may not be one of the ten classes\n{reason}"
 
 
-@dataclass
-class Classification:
-    top: dict[str, float]  # class name -> calibrated probability, most likely first
-    view: np.ndarray  # the 32x32 input, enlarged for display
-    outlier: OutlierCheck
+@dataclass(frozen=True)
+class Classification(CheckedPrediction):
+    """The library's answer (label, top `probabilities`, the out-of-distribution `check`), with
+    the 32x32 view the model saw, enlarged for display."""
 
-    @property
-    def label(self) -> str:
-        return next(iter(self.top))
-
-    @property
-    def notice(self) -> str:
-        return self.outlier.notice
-
-    def answer(self) -> dict[str, Any]:
-        """What an API or MCP caller gets: the label, the top probabilities and the warning."""
-        return CheckedPrediction(self.top, self.outlier).as_dict()
+    view: np.ndarray | None = None
 
 
 def classify(classifier: CifarClassifier, image: ImageLike, top_k: int = TOP_K) -> Classification:
@@ -84,7 +73,8 @@ def classify_view(
 ) -> Classification:
     """Classify a 32x32 uint8 view (what `model_view` returns)."""
     probabilities, checks = predict_and_check(classifier, view[None])
-    return Classification(classifier.top_classes(probabilities[0], top_k), enlarge(view), checks[0])
+    top = classifier.top_classes(probabilities[0], top_k)
+    return Classification(top, checks[0], view=enlarge(view))
 
 
 ENSEMBLE_COLUMNS = ["model", "vote", "confidence", "runner-up"]
@@ -307,9 +297,9 @@ def classify_batch(
         views.append((Path(file).name, view))
         for name, classifier in zip(names, chosen, strict=True):
             result = classify_view(classifier, view, top_k=1)
-            warning = BATCH_WARNING if result.outlier.flagged else ""
+            warning = BATCH_WARNING if result.out_of_distribution else ""
             rows.append(
-                [Path(file).name, name, result.label, round(result.top[result.label], 4),
+                [Path(file).name, name, result.label, round(result.probabilities[result.label], 4),
                  warning, ""]
             )  # fmt: skip
     return rows, views
