@@ -27,7 +27,6 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, load_cifar10
 from cifar_cnn.data.outliers import OUTLIER_SOURCES
 from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.trust.features import ImageNetFeatures
 from cifar_cnn.trust.ood import (
     Mahalanobis,
     auroc,
@@ -37,7 +36,13 @@ from cifar_cnn.trust.ood import (
     knn_similarity,
     model_scores,
 )
-from training.evaluate import BANK_PER_CLASS, available_sources, bank_rows, validation_images
+from training.evaluate import (
+    BANK_PER_CLASS,
+    available_sources,
+    bank_rows,
+    features_for,
+    validation_images,
+)
 from training.model_folder import hardware_description
 
 K = 50
@@ -71,11 +76,7 @@ def main() -> None:
     data = load_cifar10(args.data, download=False)
     flagship = CifarClassifier.from_pretrained(REPO_ROOT / "models/resnet_fast")
     ensemble = CifarEnsemble.from_pretrained(REPO_ROOT / "models/ensemble")
-    imagenet = (
-        ImageNetFeatures.load(args.imagenet_weights)
-        if args.imagenet_weights.endswith(".weights.h5")
-        else ImageNetFeatures.from_imagenet_file(args.imagenet_weights)
-    )
+    imagenet = features_for(flagship, args.imagenet_weights)
     x_val, _ = validation_images(list(ensemble.members), data)
     sources = available_sources()
     sets = {"val": x_val, "test": data.x_test, **sources}

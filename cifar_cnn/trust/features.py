@@ -34,12 +34,13 @@ _loaded: dict[str, ImageNetFeatures] = {}
 _lock = threading.Lock()
 
 
-def _backbone() -> keras.Model:
+def _backbone(weights: str | None = None) -> keras.Model:
+    """The network: `weights` None (random), "imagenet" (Keras's download) or an .h5 file."""
     return keras.applications.MobileNet(
         input_shape=(FEATURES_INPUT_SIZE, FEATURES_INPUT_SIZE, 3),
         alpha=0.25,
         include_top=False,
-        weights=None,
+        weights=weights,
         pooling="avg",
     )
 
@@ -65,32 +66,19 @@ class ImageNetFeatures:
     def from_imagenet_file(cls, path: str | os.PathLike) -> ImageNetFeatures:
         """From Keras's ImageNet weights file for MobileNet alpha 0.25 without its top
         (`mobilenet_2_5_224_tf_no_top.h5`), or "imagenet" to let Keras download it."""
-        if str(path) == "imagenet":
-            return cls(
-                keras.applications.MobileNet(
-                    input_shape=(FEATURES_INPUT_SIZE,) * 2 + (3,),
-                    alpha=0.25,
-                    include_top=False,
-                    weights="imagenet",
-                    pooling="avg",
-                )
-            )
-        backbone = _backbone()
-        backbone.load_weights(str(path))
-        return cls(backbone)
+        return cls(_backbone(str(path)))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights (Keras's weights-only .h5: no code) for `load`."""
         self.backbone.save_weights(str(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> ImageNetFeatures:
+    def load(cls, path: str | os.PathLike, digest: str | None = None) -> ImageNetFeatures:
         """The features saved at `path`, built once per process for identical files (every
-        shipped model folder carries the same ones)."""
-        digest = sha256(Path(path))
+        shipped model folder carries the same ones); `digest`, the file's SHA-256 if already
+        checked, spares reading it again."""
+        digest = digest or sha256(Path(path))
         with _lock:
             if digest not in _loaded:
-                backbone = _backbone()
-                backbone.load_weights(str(path))
-                _loaded[digest] = cls(backbone)
+                _loaded[digest] = cls(_backbone(str(path)))
             return _loaded[digest]

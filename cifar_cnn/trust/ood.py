@@ -266,7 +266,8 @@ class KnnDetector:
         verify_detector_files(folder, config)
         return cls(
             bank=np.load(folder / BANK_FILE, allow_pickle=False),
-            features=ImageNetFeatures.load(folder / FEATURES_FILE),
+            # Verified just above: the recorded digest is the file's.
+            features=ImageNetFeatures.load(folder / FEATURES_FILE, config["features_sha256"]),
             k=int(config["k"]),
             own_score=config.get("own_score"),
             own_weight=float(config.get("own_weight") or 0.0),
@@ -398,8 +399,8 @@ def predict_and_check(model: Any, views: np.ndarray) -> tuple[np.ndarray, list[O
         return probabilities, check_batch(model, views, probabilities, own)
     answers = [predict_and_check(member, views) for member in members]
     probabilities = soft_vote(np.stack([p for p, _ in answers]), model.weights)
-    flags = most_flag(np.array([[c.flagged for c in checks] for _, checks in answers]))
-    doubters = np.array([[c.flagged for c in checks] for _, checks in answers]).sum(axis=0)
+    member_flags = np.array([[c.flagged for c in checks] for _, checks in answers])  # (M, N)
+    flags, doubters = most_flag(member_flags), member_flags.sum(axis=0)
     checks = [
         OutlierCheck(
             bool(flag),
