@@ -89,6 +89,19 @@ def test_members_validated_on_nested_splits_share_the_smaller_one(trained_seed_c
     np.testing.assert_array_equal(y_common, y_narrow)
 
 
+def test_members_differing_only_in_seed_validate_on_the_same_images(trained_seed_cnn):
+    from training.evaluate import validation_images
+
+    data = load_slice()
+    first, second, older = (CifarClassifier.from_pretrained(trained_seed_cnn) for _ in range(3))
+    second.config["training"]["recipe"].update(seed=1, split_seed=0)
+    older.config["training"]["recipe"].update(seed=1)  # a record from before split_seed
+    del older.config["training"]["recipe"]["split_seed"]
+    x_first, _ = validation_images(first, data)
+    np.testing.assert_array_equal(validation_images([first, second], data)[0], x_first)
+    assert len(validation_images([first, older], data)[0]) < len(x_first)  # its seed moved it
+
+
 @pytest.mark.slow
 @needs_fashion_mnist
 def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(

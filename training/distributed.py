@@ -89,7 +89,7 @@ def train_distributed(
     keras.utils.set_random_seed(recipe.seed)
     precision = set_mixed_precision(recipe.mixed_precision)
     x_train, y_train, x_val, y_val = split_validation(
-        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.split_seed
     )
     steps_per_epoch = int(np.ceil(len(x_train) / scaled.batch_size))
     train_ds = make_dataset(

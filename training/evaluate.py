@@ -161,7 +161,8 @@ def validation_images(
         recipe = model.config.get("training", {}).get("recipe")
         if recipe is None:
             raise ValueError("a model has no training record, so its validation split is unknown")
-        held_out &= validation_mask(data.y_train, recipe["validation_fraction"], recipe["seed"])
+        split_seed = recipe.get("split_seed", recipe["seed"])  # older records: one seed for all
+        held_out &= validation_mask(data.y_train, recipe["validation_fraction"], split_seed)
     if not held_out.any():
         raise ValueError("the models' validation splits share no image: nothing to fit on")
     return data.x_train[held_out], data.y_train[held_out]

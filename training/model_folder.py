@@ -80,7 +80,7 @@ def save_trained_model(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     _, _, x_val, y_val = split_validation(
-        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+        data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.split_seed
     )
     classifier = CifarClassifier(
         result.model,

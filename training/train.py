@@ -269,7 +269,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     if validation is None:
         x_train, y_train, x_val, y_val = split_validation(
-            data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.seed
+            data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.split_seed
         )
     else:
         (x_train, y_train), (x_val, y_val) = (data.x_train, data.y_train), validation
@@ -372,7 +372,7 @@ def cross_validate(recipe: Recipe, data: Cifar10, run_dir: str | os.PathLike, fo
     """Stratified k-fold on the training set: best val accuracy per fold, mean and std."""
     run_dir = Path(run_dir)
     scores = []
-    for k, (train_idx, val_idx) in enumerate(kfold_indices(data.y_train, folds, recipe.seed)):
+    for k, (train_idx, val_idx) in enumerate(kfold_indices(data.y_train, folds, recipe.split_seed)):
         fold = Cifar10(
             data.x_train[train_idx], data.y_train[train_idx], data.x_test, data.y_test, data.source
         )

@@ -50,7 +50,10 @@ class Recipe:
     patience: int = 0  # early stopping on val_accuracy; 0 = off
     # Lookahead on an EMA of the weights (training.lookahead), airbench's optimizer wrapper.
     lookahead: bool = False
-    seed: int = 0
+    seed: int = 0  # initial weights, shuffling and augmentation
+    # Which training images are held out for validation (and how k-fold folds fall), apart from
+    # `seed`: runs that differ only in `seed` (an ensemble's members) validate on the same images.
+    split_seed: int = 0
     # "auto": float16 on a GPU, float32 on a CPU; or "off", "bf16", "fp16". Only the arithmetic
     # changes: weights stay and are saved in float32.
     mixed_precision: str = "auto"
