@@ -26,7 +26,6 @@ from gradio.utils import get_upload_folder
 from cifar_cnn.data.cifar10 import CLASS_NAMES, REPO_ROOT
 from cifar_cnn.explain.gradcam import COLORMAPS, METHODS, cam_stages, colour_scale
 from cifar_cnn.trust.corruptions import CORRUPTIONS
-from cifar_cnn.trust.ood import OUTLIER_WARNING
 from webapp import events
 from webapp.history import HISTORY_COLUMNS, add_to_history, history_rows
 from webapp.monitoring import Monitor
@@ -265,15 +264,10 @@ def compare_tab(page: Page) -> None:
     @page.observed("compare")
     @image_handler
     def compare(image, models=None):
-        panels = []
-        for name in models or page.names:
-            result = events.explain(page.served.get(name), image)
-            check = events.classify(page.served.get(name), image, top_k=1).check
-            caption = f"{name}: {result.predicted_class} {100 * result.probability:.0f}%"
-            if check.flagged:
-                caption += f" (⚠ {OUTLIER_WARNING})"
-            panels.append((page.outputs.image_file(result.overlay), caption))
-        return panels
+        return [
+            (page.outputs.image_file(model.explanation.overlay), model.caption)
+            for model in events.compare(page.served, image, models)
+        ]
 
     with gr.Row():
         with gr.Column(scale=1):

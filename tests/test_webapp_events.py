@@ -61,6 +61,16 @@ def test_ensemble_vote_has_one_row_per_model(served):
     assert vote.answer()["models"]["resnet_fast"]["label"] == "ship"
 
 
+def test_compare_explains_each_chosen_model_and_captions_its_check(served):
+    compared = events.compare(served, SHIP.read_bytes())  # bytes: decoded once for all models
+    assert [model.name for model in compared] == ["resnet_fast", "model"]
+    assert compared[0].caption.startswith("resnet_fast: ship ") and "⚠" not in compared[0].caption
+    assert compared[0].explanation.overlay.shape == (256, 256, 3)
+    coffee = REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg"
+    (flagship,) = events.compare(served, str(coffee), ["resnet_fast"])
+    assert flagship.check.flagged and flagship.caption.endswith("(⚠ may not be one of the 10 classes)")
+
+
 def test_explain_lays_a_non_uniform_heat_over_the_picture(served):
     result = events.explain(served.get("resnet_fast"), str(SHIP), opacity=0.6)
     assert result.overlay.shape == (256, 256, 3) and result.overlay.dtype == np.uint8

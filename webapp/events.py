@@ -23,7 +23,13 @@ from cifar_cnn.explain.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.hub.layout import CARD_FILE
 from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.corruptions import corrupt
-from cifar_cnn.trust.ood import OUTLIER_WARNING, CheckedPrediction, OutlierCheck, predict_and_check
+from cifar_cnn.trust.ood import (
+    OUTLIER_WARNING,
+    CheckedPrediction,
+    OutlierCheck,
+    predict_and_check,
+    vote_and_check,
+)
 from cifar_cnn.voting import agreement, hard_vote
 from webapp.serving import ServedModels
 
@@ -117,9 +123,8 @@ def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
         raise ValueError("no models are loaded")
     _, view = model_view(image)
     names = list(ensemble.class_names)
-    soft, checks = predict_and_check(ensemble, view[None])
+    member_probabilities, soft, checks = vote_and_check(ensemble, view[None])  # (M, 1, C)
     soft, outlier = soft[0], checks[0]
-    member_probabilities = ensemble.member_probabilities(view[None])  # (M, 1, C)
     hard = int(hard_vote(member_probabilities, ensemble.weights)[0])
     rows, members = [], {}
     for name, p in zip(ensemble.names, member_probabilities[:, 0], strict=True):
@@ -214,6 +219,34 @@ def explain(
         layer=result.layer,
         method=method,
     )
+
+
+@dataclass
+class ComparedModel:
+    name: str
+    explanation: Explanation
+    check: OutlierCheck  # this model's out-of-distribution check of the picture
+
+    @property
+    def caption(self) -> str:
+        text = f"{self.name}: {self.explanation.predicted_class} "
+        text += f"{100 * self.explanation.probability:.0f}%"
+        return text + (f" (⚠ {OUTLIER_WARNING})" if self.check.flagged else "")
+
+
+def compare(
+    served: ServedModels, image: ImageLike, models: list[str] | None = None
+) -> list[ComparedModel]:
+    """Each chosen model's (default: every served one) prediction and Grad-CAM of one picture,
+    decoded once, with that model's out-of-distribution check."""
+    picture = to_pil(image)
+    compared = []
+    for name in models or served.names:
+        classifier = served.get(name)
+        # The check needs the model's logits and ImageNet features, which Grad-CAM's pass lacks.
+        check = classify(classifier, picture, top_k=1).check
+        compared.append(ComparedModel(name, explain(classifier, picture), check))
+    return compared
 
 
 @dataclass

@@ -100,17 +100,34 @@ def ensemble_scores(ensemble: Any, views: np.ndarray) -> tuple[np.ndarray, dict[
     """A CifarEnsemble's soft-vote probabilities (N, 10) and its own scores: "msp" of the soft
     vote, "energy" as the members' weighted mean, and "vote_share", the weighted share of members
     whose own top class is the soft vote's (1 when all agree; it falls as they disagree)."""
-    answers = [model_scores(member, views) for member in ensemble.members]
+    _, soft, own = _vote_scores(ensemble, _member_answers(ensemble, views))
+    return soft, own
+
+
+def _member_answers(ensemble: Any, views: np.ndarray) -> list[tuple[np.ndarray, dict]]:
+    """Each member's `model_scores` of a batch: one forward pass per member."""
+    return [model_scores(member, views) for member in ensemble.members]
+
+
+def _vote_scores(
+    ensemble: Any, answers: list[tuple[np.ndarray, dict]]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The members' probabilities (M, N, 10), the soft vote (N, 10) and the ensemble's own scores
+    (see `ensemble_scores`), from the members' answers."""
     members = np.stack([probabilities for probabilities, _ in answers])  # (M, N, C)
     weights = np.asarray(ensemble.weights, float) / np.sum(ensemble.weights)
     soft = soft_vote(members, ensemble.weights)
     energies = np.stack([scores["energy"] for _, scores in answers])
     agree = members.argmax(axis=-1) == soft.argmax(axis=-1)  # (M, N)
-    return soft, {
-        "msp": msp_score(soft),
-        "energy": np.tensordot(weights, energies, axes=1),
-        "vote_share": np.tensordot(weights, agree.astype(float), axes=1),
-    }
+    return (
+        members,
+        soft,
+        {
+            "msp": msp_score(soft),
+            "energy": np.tensordot(weights, energies, axes=1),
+            "vote_share": np.tensordot(weights, agree.astype(float), axes=1),
+        },
+    )
 
 
 def ensemble_ood_scores(
@@ -390,26 +407,39 @@ def predict_and_check(model: Any, views: np.ndarray) -> tuple[np.ndarray, list[O
     """Calibrated probabilities (N, 10) of a batch of 32x32 views and each view's check, by the
     model's own detector: a CifarClassifier's, or a CifarEnsemble's (its soft vote; an ensemble
     without a fitted detector flags a view where most members' checks do)."""
-    members = getattr(model, "members", None)
-    if members is None:
+    if getattr(model, "members", None) is None:
         probabilities, own = model_scores(model, views)
         return probabilities, check_batch(model, views, probabilities, own)
-    if detector_of(model) is not None:
-        probabilities, own = ensemble_scores(model, views)
-        return probabilities, check_batch(model, views, probabilities, own)
-    answers = [predict_and_check(member, views) for member in members]
-    probabilities = soft_vote(np.stack([p for p, _ in answers]), model.weights)
-    member_flags = np.array([[c.flagged for c in checks] for _, checks in answers])  # (M, N)
+    _, probabilities, checks = vote_and_check(model, views)
+    return probabilities, checks
+
+
+def vote_and_check(
+    ensemble: Any, views: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[OutlierCheck]]:
+    """A CifarEnsemble's members' calibrated probabilities (M, N, 10), its soft vote (N, 10) and
+    each view's check (`predict_and_check`), running each member once."""
+    answers = _member_answers(ensemble, views)
+    members, soft, own = _vote_scores(ensemble, answers)
+    if detector_of(ensemble) is not None:
+        return members, soft, check_batch(ensemble, views, soft, own)
+    member_checks = [
+        check_batch(member, views, probabilities, scores)
+        for member, (probabilities, scores) in zip(ensemble.members, answers, strict=True)
+    ]
+    member_flags = np.array([[c.flagged for c in checks] for checks in member_checks])  # (M, N)
     flags, doubters = most_flag(member_flags), member_flags.sum(axis=0)
     checks = [
         OutlierCheck(
             bool(flag),
-            f"{n} of {len(members)} models' out-of-distribution checks flag it." if flag else "",
+            f"{n} of {len(member_checks)} models' out-of-distribution checks flag it."
+            if flag
+            else "",
             "members",
         )
         for flag, n in zip(flags, doubters, strict=True)
     ]
-    return probabilities, checks
+    return members, soft, checks
 
 
 def predict_and_flag(model: Any, views: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
