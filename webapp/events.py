@@ -314,25 +314,31 @@ def classify_batch(
     """One row per (file, model): file name, model, label, confidence, and a warning when the
     model's out-of-distribution check flags the picture; a file that cannot be read gets one row
     with the reason in `error` and the batch goes on. Also each readable file's name and 32x32
-    view, for thumbnails."""
-    chosen = [served.get(name) for name in (models or served.names)]
+    view, for thumbnails. Each model answers for all the pictures at once (one batched pass)."""
     names = models or served.names
-    rows, views = [], []
+    chosen = [served.get(name) for name in names]
+    views, errors = [], {}  # readable files' views; unreadable files' messages by position
     for index, file in enumerate(files):
         if progress is not None:
-            progress(index / max(1, len(files)), desc=f"{Path(file).name}")
+            progress(index / max(1, len(files) + len(chosen)), desc=f"Reading {Path(file).name}")
         try:
-            _, view = model_view(file)
+            views.append((Path(file).name, model_view(file)[1]))
         except ValueError as error:
-            message = str(error).replace(str(file), Path(file).name)
-            rows.append([Path(file).name, "", "", None, "", message])
+            errors[index] = str(error).replace(str(file), Path(file).name)
+    answers = []  # per model: (probabilities (N, 10), checks) over the readable files
+    for index, (name, classifier) in enumerate(zip(names, chosen, strict=True)):
+        if progress is not None:
+            progress((len(files) + index) / (len(files) + len(chosen)), desc=f"Running {name}")
+        if views:
+            answers.append(predict_and_check(classifier, np.stack([v for _, v in views])))
+    rows, readable = [], iter(range(len(views)))
+    for index, file in enumerate(files):
+        if index in errors:
+            rows.append([Path(file).name, "", "", None, "", errors[index]])
             continue
-        views.append((Path(file).name, view))
-        for name, classifier in zip(names, chosen, strict=True):
-            result = classify_view(classifier, view, top_k=1)
-            warning = BATCH_WARNING if result.out_of_distribution else ""
-            rows.append(
-                [Path(file).name, name, result.label, round(result.probabilities[result.label], 4),
-                 warning, ""]
-            )  # fmt: skip
+        i = next(readable)
+        for name, classifier, (probabilities, checks) in zip(names, chosen, answers, strict=True):
+            label, confidence = next(iter(classifier.top_classes(probabilities[i], 1).items()))
+            warning = BATCH_WARNING if checks[i].flagged else ""
+            rows.append([Path(file).name, name, label, round(confidence, 4), warning, ""])
     return rows, views
