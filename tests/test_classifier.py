@@ -83,6 +83,16 @@ def test_a_card_rendered_for_a_repo_names_it_and_sources_its_results(trained_see
     }
 
 
+def test_a_card_for_another_seed_of_a_recipe_says_so_in_its_title(trained_seed_cnn):
+    from cifar_cnn.report.model_card import render_model_card
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    assert "# CIFAR-10 seed_cnn, seed" not in str(render_model_card(classifier.config, None))
+    classifier.config["training"]["recipe"]["seed"] = 3
+    card = str(render_model_card(classifier.config, None))
+    assert "# CIFAR-10 seed_cnn, seed 3\n" in card and "run again from seed 3" in card
+
+
 def test_temperature_fitted_on_validation_scales_predict_but_not_the_ranking(
     trained_seed_cnn, slice_data
 ):

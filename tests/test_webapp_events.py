@@ -68,7 +68,9 @@ def test_compare_explains_each_chosen_model_and_captions_its_check(served):
     assert compared[0].explanation.overlay.shape == (256, 256, 3)
     coffee = REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg"
     (flagship,) = events.compare(served, str(coffee), ["resnet_fast"])
-    assert flagship.check.flagged and flagship.caption.endswith("(⚠ may not be one of the 10 classes)")
+    assert flagship.check.flagged and flagship.caption.endswith(
+        "(⚠ may not be one of the 10 classes)"
+    )
 
 
 def test_explain_lays_a_non_uniform_heat_over_the_picture(served):

@@ -100,6 +100,14 @@ def render_model_card(
     title = spec.title if spec else f"CIFAR-10 {architecture}"
     description = spec.description if spec else ""
     training = config.get("training")
+    seed = (training or {}).get("recipe", {}).get("seed")
+    if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
+        title = f"CIFAR-10 {architecture}, seed {seed}"
+        description = (
+            f"{architecture}'s recipe run again from seed {seed} (other initial weights, batch "
+            f"order and augmentation; the same validation images), as an ensemble member. "
+            + description
+        )
     kwargs: dict[str, Any] = {
         "title": title,
         "description": description,
