@@ -65,9 +65,11 @@ def table() -> str:
     ensemble = REPO_ROOT / "models" / "ensemble" / "metrics.json"
     if ensemble.exists():
         metrics = json.loads(ensemble.read_text())
+        tta = metrics.get("flip_tta", {}).get("soft_accuracy")
         rows.append(
             f"| [ensemble](models/ensemble) (soft vote of {len(metrics['members'])}) "
-            f"| {100 * metrics['soft']['accuracy']:.2f}% | | | | | |"
+            f"| {100 * metrics['soft']['accuracy']:.2f}% "
+            f"| {f'{100 * tta:.2f}%' if tta is not None else ''} | | | | |"
         )
     return "\n".join(rows)
 
