@@ -556,14 +556,14 @@ def api_tools(page: Page) -> None:
     @page.observed("api_vote")
     @image_handler
     def vote(image):
-        """Ask every served model and vote: the ensemble's label for a picture.
+        """Ask the ensemble's models and vote: the ensemble's label for a picture.
 
         Args:
             image: the picture: an http(s) URL or a base64 data URI of a PNG, JPEG, WebP...
         Returns:
             JSON: label and probabilities of the soft vote (validation-weighted mean),
             majority_label, all_agree, each model's label and confidence, out_of_distribution
-            (when most models' detectors flag the picture) and warning.
+            (the ensemble's own detector, else most models' checks) and warning.
         """
         return events.ensemble_vote(page.served, image).answer()
 

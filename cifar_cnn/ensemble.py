@@ -51,13 +51,18 @@ from cifar_cnn.voting import TIE_BREAK, agreement, checked_weights, hard_vote, s
 MEMBERS_DIR = "members"
 
 
-def _distinct(names: list[str]) -> list[str]:
-    """Two members of one architecture become "resnet_fast" and "resnet_fast-2"."""
-    seen: dict[str, int] = {}
+def distinct_names(names: list[str]) -> list[str]:
+    """Names made distinct in order: two members named "resnet_fast" become "resnet_fast" and
+    "resnet_fast-2" (or "-3"... where that name is taken)."""
+    taken: set[str] = set()
     distinct = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        distinct.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+        unique, count = name, 1
+        while unique in taken:
+            count += 1
+            unique = f"{name}-{count}"
+        taken.add(unique)
+        distinct.append(unique)
     return distinct
 
 
@@ -82,7 +87,7 @@ class CifarEnsemble:
             raise ValueError("ensemble members must share the same class names")
         self.members = members
         self.weights = checked_weights(weights, len(members))
-        self.names = names or _distinct([m.config["architecture"] for m in members])
+        self.names = names or distinct_names([m.config["architecture"] for m in members])
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"member names must be distinct, got {self.names}")
         self.voting = voting

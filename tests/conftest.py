@@ -75,12 +75,26 @@ def mobilenet_weights() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_seed_cnn(slice_data, tmp_path_factory):
-    """seed_cnn trained for one epoch on the slice and saved by the training pipeline."""
+    """seed_cnn trained for one epoch on the slice and saved by the training pipeline; read-only
+    (tests that change a model copy it first). Trained once per test run: with `-n 2`, the first
+    process to need it trains it and the other waits for it (the pattern of pytest-xdist's docs)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process
+        return _train_seed_cnn(slice_data, tmp_path_factory.mktemp("seed_cnn"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, common to its processes
+    with FileLock(shared / "seed_cnn.lock"):
+        folder = shared / "seed_cnn" / "model"
+        if not (folder / "config.json").is_file():
+            _train_seed_cnn(slice_data, shared / "seed_cnn")
+    return folder
+
+
+def _train_seed_cnn(slice_data, root: Path) -> Path:
     from cifar_cnn.models import get_recipe
     from training.model_folder import save_trained_model
     from training.train import train
 
-    root = tmp_path_factory.mktemp("seed_cnn")
     recipe = get_recipe("seed_cnn", epochs=1)
     result = train(recipe, slice_data, root / "run", verbose=0)
     save_trained_model(

@@ -39,6 +39,15 @@ def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tm
     assert loaded.predict(images[0]).shape == (10,)
 
 
+def test_members_named_alike_get_distinct_names_in_order():
+    from cifar_cnn.ensemble import distinct_names
+
+    assert distinct_names(["model", "seed_cnn", "model", "model"]) == [
+        "model", "seed_cnn", "model-2", "model-3"
+    ]  # fmt: skip
+    assert distinct_names(["a", "a-2", "a"]) == ["a", "a-2", "a-3"]  # never a name twice
+
+
 def test_loading_refuses_a_model_folder_as_an_ensemble(trained_seed_cnn):
     with pytest.raises(ValueError, match="not an ensemble config"):
         CifarEnsemble.from_pretrained(trained_seed_cnn)
@@ -58,13 +67,20 @@ def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "soft vote" in run.stdout and "all members agree on 100.0% of 500 images" in run.stdout
+    # Judged on the validation images neither member trained on (the slice's 10%), with and
+    # without flip TTA; the test set's figures come beside them.
+    assert "validation (100 images no member trained on): soft vote" in run.stdout
+    assert "(flip TTA " in run.stdout
     config = json.loads((tmp_path / "models" / "ensemble" / "config.json").read_text())
     val_accuracy = json.loads((trained_seed_cnn / "config.json").read_text())["training"][
         "best_val_accuracy"
     ]
     assert [m["source"] for m in config["members"]] == ["../a", "../b"]
-    # Two members of one architecture keep distinct names, so neither's result is lost.
-    assert [m["name"] for m in config["members"]] == ["seed_cnn", "seed_cnn-2"]
+    # Members are named by their folders, as the app shows them.
+    assert [m["name"] for m in config["members"]] == ["a", "b"]
     metrics = json.loads((tmp_path / "models" / "ensemble" / "metrics.json").read_text())
-    assert list(metrics["members"]) == ["seed_cnn", "seed_cnn-2"]
+    assert list(metrics["members"]) == ["a", "b"] and metrics["validation"]["plain"]["n"] == 100
+    card = (tmp_path / "models" / "ensemble" / "README.md").read_text()
+    assert "| predictor | test accuracy | with flip TTA |" in card
+    assert "On the 100 validation images no member trained on" in card
     assert [m["weight"] for m in config["members"]] == pytest.approx([val_accuracy] * 2)

@@ -127,7 +127,7 @@ def test_cifar_ensemble_reports_ood_and_corruptions_for_members_and_vote(
     assert "## Out-of-distribution detection" in card
 
     corruptions = metrics["corruptions"]
-    assert set(corruptions["models"]) == {"seed_cnn", "seed_cnn-2", "ensemble"}
+    assert set(corruptions["models"]) == {"a", "b", "ensemble"}
     assert corruptions["n"] == 20 and len(corruptions["corruptions"]) == 9
     assert sorted(corruptions["ranking"]["clean"]) == sorted(corruptions["models"])
     assert "## Accuracy under corruptions" in card and "| soft vote |" in card

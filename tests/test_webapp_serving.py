@@ -47,23 +47,26 @@ def test_a_model_that_fails_to_load_is_reported_and_the_rest_serve(served):
         served.get("vgg")
 
 
-def test_the_shipped_models_vote_as_the_shipped_ensemble_with_its_own_detector(flagship):
+def test_the_shipped_ensemble_votes_when_all_its_members_are_served(flagship, served):
     from cifar_cnn.classifier import CifarClassifier
     from cifar_cnn.trust.ood import detector_of
 
-    others = {
-        name: CifarClassifier.from_pretrained(REPO_ROOT / "models" / name)
-        for name in ("seed_cnn", "mobilenet_transfer")
+    members = {
+        m["name"]: CifarClassifier.from_pretrained(REPO_ROOT / "models" / "ensemble" / m["source"])
+        for m in ENSEMBLE_MEMBERS
+        if m["name"] != "resnet_fast"
     }
-    ensemble = ensemble_of({"resnet_fast": flagship, **others})
-    assert ensemble.names == ["resnet_fast", "mobilenet_transfer", "seed_cnn"]
+    # Another served model (the test's one-epoch "model") does not join the shipped ensemble.
+    ensemble = ensemble_of({"resnet_fast": flagship, **members, "model": served.get("model")})
+    assert ensemble.names == [m["name"] for m in ENSEMBLE_MEMBERS]
     assert list(ensemble.weights) == [m["weight"] for m in ENSEMBLE_MEMBERS]
     assert detector_of(ensemble) is not None  # the ensemble folder's, not the members' votes
     coffee = ensemble.check(REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg")
     assert coffee.out_of_distribution and coffee.check.method == "knn"
-    # Any other set of models votes by validation accuracy, flagged by most members' checks.
-    ad_hoc = ensemble_of({"resnet_fast": flagship, "seed_cnn": others["seed_cnn"]})
-    assert detector_of(ad_hoc) is None and ad_hoc.names == ["resnet_fast", "seed_cnn"]
+    # Without all its members, every served model votes by validation accuracy, and a picture is
+    # flagged by most members' checks.
+    ad_hoc = ensemble_of({"resnet_fast": flagship, "model": served.get("model")})
+    assert detector_of(ad_hoc) is None and ad_hoc.names == ["resnet_fast", "model"]
     assert ad_hoc.check(REPO_ROOT / "examples" / "outliers" / "photo_coffee.jpg").check.method == (
         "members"
     )

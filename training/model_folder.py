@@ -14,10 +14,11 @@ import tensorflow as tf
 from cifar_cnn.atomic import temporary_sibling
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import REPO_ROOT, Cifar10, split_validation
-from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.ensemble import CifarEnsemble, distinct_names
 from cifar_cnn.hub.layout import METRICS_FILE, read_config, read_json
+from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models import Recipe
-from cifar_cnn.report.metrics import evaluate_ensemble
+from cifar_cnn.report.metrics import best_validation_member, evaluate_ensemble, vote_accuracies
 from cifar_cnn.report.plots import plot_learning_curves
 from cifar_cnn.trust.calibration import (
     apply_temperature,
@@ -25,7 +26,7 @@ from cifar_cnn.trust.calibration import (
     fit_temperature,
 )
 from cifar_cnn.voting import validation_weights
-from training.evaluate import evaluate_and_report
+from training.evaluate import evaluate_and_report, validation_images
 from training.train import TrainResult
 
 
@@ -161,8 +162,8 @@ def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
         config, metrics = read_config(output), read_json(output / METRICS_FILE) or {}
     except ValueError:  # no folder or no readable config: nothing measured to keep
         return {}
-    before = [(m.get("source"), m.get("weight")) for m in config.get("members", [])]
-    now = list(zip(ensemble.sources, map(float, ensemble.weights), strict=True))
+    before = [(m.get("name"), m.get("source"), m.get("weight")) for m in config.get("members", [])]
+    now = list(zip(ensemble.names, ensemble.sources, map(float, ensemble.weights), strict=True))
     if before != now:
         return {}
     return {k: v for k, v in metrics.items() if k == "corruptions"}
@@ -172,26 +173,59 @@ def build_ensemble(
     member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
 ) -> CifarEnsemble:
     """An ensemble folder referencing `member_folders` (by relative path), each weighted by its
-    validation accuracy unless `equal_weights`; evaluated on the test set and printed."""
+    validation accuracy unless `equal_weights` and named by its folder (as the app shows it);
+    evaluated on the validation images no member trained on, which is where a choice of members
+    is judged, and on the test set, and printed."""
     members = [CifarClassifier.from_pretrained(folder) for folder in member_folders]
     weights = None
     if not equal_weights:
         weights = validation_weights([m.config for m in members])
         if weights is None:
             raise ValueError("a member has no validation accuracy; use --equal-weights")
-    ensemble = CifarEnsemble(members, weights=weights)
+    names = distinct_names([
+        Path(folder).resolve().name if Path(folder).is_dir() else display_name(str(folder))
+        for folder in member_folders
+    ])  # fmt: skip
+    ensemble = CifarEnsemble(members, weights=weights, names=names)
     ensemble.metrics = evaluate_ensemble(ensemble, data.x_test, data.y_test)
+    try:
+        x_val, y_val = validation_images(members, data)
+    except ValueError as error:  # no training record, or no image every member left out
+        print(f"No validation figures: {error}")
+    else:
+        ensemble.metrics["validation"] = {
+            "plain": vote_accuracies(ensemble, x_val, y_val),
+            "flip_tta": vote_accuracies(ensemble, x_val, y_val, flip_tta=True),
+        }
     output.mkdir(parents=True, exist_ok=True)
     sources = [os.path.relpath(m.source_dir.resolve(), output.resolve()) for m in members]
     ensemble.sources = sources
     ensemble.metrics.update(_kept_results(output, ensemble))
     ensemble.save_pretrained(output)
-    metrics = ensemble.metrics
-    for name, accuracy in metrics["members"].items():
-        print(f"{name}: {accuracy:.4f}")
-    print(
-        f"soft vote {metrics['soft']['accuracy']:.4f}, hard vote {metrics['hard_accuracy']:.4f}, "
-        f"all members agree on {metrics['agreement']['all_agree']:.1%} of {metrics['n']} images"
-    )
+    print(ensemble_summary(ensemble.metrics))
     print(f"Wrote {output}")
     return ensemble
+
+
+def ensemble_summary(metrics: dict) -> str:
+    """What `cifar-ensemble` prints: each member's and the votes' accuracies, plain and with flip
+    TTA, on validation (where it exists) and test images."""
+    tta = metrics["flip_tta"]
+    lines = [
+        f"{name}: test {accuracy:.4f} (flip TTA {tta['members'][name]:.4f})"
+        for name, accuracy in metrics["members"].items()
+    ]
+    lines.append(
+        f"soft vote {metrics['soft']['accuracy']:.4f} (flip TTA {tta['soft_accuracy']:.4f}), "
+        f"hard vote {metrics['hard_accuracy']:.4f} (flip TTA {tta['hard_accuracy']:.4f}), "
+        f"all members agree on {metrics['agreement']['all_agree']:.1%} of {metrics['n']} images"
+    )
+    if "validation" in metrics:
+        plain, flipped = metrics["validation"]["plain"], metrics["validation"]["flip_tta"]
+        best = best_validation_member(metrics["validation"])
+        lines.append(
+            f"validation ({plain['n']} images no member trained on): soft vote "
+            f"{plain['soft_accuracy']:.4f} (flip TTA {flipped['soft_accuracy']:.4f}); best member "
+            f"{best} {plain['members'][best]:.4f} (flip TTA {flipped['members'][best]:.4f})"
+        )
+    return "\n".join(lines)

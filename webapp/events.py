@@ -115,9 +115,9 @@ def _percent(p: float) -> str:
 
 
 def ensemble_vote(served: ServedModels, image: ImageLike) -> EnsembleVote:
-    """Every served model's vote, the soft (weighted mean) and hard (weighted majority) results,
-    and the ensemble's own out-of-distribution check (`ServedModels.ensemble`; cifar_cnn.voting
-    has the rules and the tie-break)."""
+    """Each vote of the served ensemble's models (`ServedModels.ensemble`: the shipped ensemble,
+    or every served model), the soft (weighted mean) and hard (weighted majority) results, and the
+    ensemble's own out-of-distribution check (cifar_cnn.voting has the rules and the tie-break)."""
     ensemble = served.ensemble
     if ensemble is None:
         raise ValueError("no models are loaded")
@@ -239,12 +239,12 @@ def compare(
 ) -> list[ComparedModel]:
     """Each chosen model's (default: every served one) prediction and Grad-CAM of one picture,
     decoded once, with that model's out-of-distribution check."""
-    picture = to_pil(image)
+    picture, view = model_view(image)
     compared = []
     for name in models or served.names:
         classifier = served.get(name)
         # The check needs the model's logits and ImageNet features, which Grad-CAM's pass lacks.
-        check = classify(classifier, picture, top_k=1).check
+        check = classify_view(classifier, view, top_k=1).check
         compared.append(ComparedModel(name, explain(classifier, picture), check))
     return compared
 

@@ -23,8 +23,8 @@ from cifar_cnn.voting import validation_weights
 
 MODELS_ENV = "CIFAR_MODELS"
 FLAGSHIP = "resnet_fast"
-#: The shipped ensemble: its weights and out-of-distribution detector serve the Ensemble tab
-#: whenever its members are the models being served.
+#: The shipped ensemble: its members, weights and out-of-distribution detector serve the Ensemble
+#: tab whenever all its members are among the models being served.
 ENSEMBLE_FOLDER = REPO_ROOT / "models" / "ensemble"
 
 
@@ -44,7 +44,7 @@ class ServedModels:
 
     classifiers: dict[str, CifarClassifier] = field(default_factory=dict)
     failures: dict[str, LoadFailure] = field(default_factory=dict)
-    ensemble: CifarEnsemble | None = None  # every served model voting (see `ensemble_of`)
+    ensemble: CifarEnsemble | None = None  # the served models voting (see `ensemble_of`)
 
     @property
     def names(self) -> list[str]:
@@ -88,9 +88,9 @@ def load_models(sources: list[str] | None = None) -> ServedModels:
 def ensemble_of(
     classifiers: dict[str, CifarClassifier], folder: Path = ENSEMBLE_FOLDER
 ) -> CifarEnsemble | None:
-    """Every served model voting: the shipped ensemble (`folder`: its weights and its own
-    out-of-distribution detector) when the served models are its members, the very same weights,
-    else an ensemble weighted by the members' recorded validation accuracy, which flags a picture
+    """The served models voting: the shipped ensemble (`folder`: its members, weights and own
+    out-of-distribution detector) when all its members are served, with the very same weights,
+    else every served model, weighted by its recorded validation accuracy, flagging a picture
     when most members' checks do (also when the shipped ensemble's files are broken: said in the
     server's log)."""
     if not classifiers:
@@ -112,7 +112,7 @@ def _shipped_ensemble(classifiers: dict[str, CifarClassifier], folder: Path):
         return None
     config = read_config(folder)
     members = config["members"]
-    if sorted(m["name"] for m in members) != sorted(classifiers):
+    if not {m["name"] for m in members} <= set(classifiers):
         return None
     for member in members:  # the same models, not just the same names
         recorded = weights_digest(read_config(folder / member["source"]))

@@ -159,20 +159,47 @@ def evaluate_probabilities(
 
 def evaluate_ensemble(ensemble, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Test metrics of an ensemble: each member's accuracy, the soft vote (all metrics), the hard
-    vote's accuracy, and how often the members agree."""
+    vote's accuracy, how often the members agree, and the accuracies again with every member
+    averaging each image with its mirror (`flip_tta`)."""
     member_probabilities = ensemble.member_probabilities(x)
     return {
         "n": int(len(y)),
-        "members": {
-            name: float(np.mean(p.argmax(axis=1) == y))
-            for name, p in zip(ensemble.names, member_probabilities, strict=True)
-        },
+        "members": _member_accuracies(ensemble, member_probabilities, y),
         "weights": [float(w) for w in ensemble.weights],
         "soft": compute_metrics(
             soft_vote(member_probabilities, ensemble.weights), y, ensemble.class_names
         ),
         "hard_accuracy": float(np.mean(hard_vote(member_probabilities, ensemble.weights) == y)),
         "agreement": agreement(member_probabilities),
+        "flip_tta": vote_accuracies(ensemble, x, y, flip_tta=True),
+    }
+
+
+def vote_accuracies(ensemble, x: np.ndarray, y: np.ndarray, flip_tta: bool = False) -> dict:
+    """Each member's accuracy on (x, y) and the soft and hard votes'; with `flip_tta`, every
+    member averages each image with its mirror first."""
+    member_probabilities = ensemble.member_probabilities(x, flip_tta=flip_tta)
+    return {
+        "n": int(len(y)),
+        "members": _member_accuracies(ensemble, member_probabilities, y),
+        "soft_accuracy": float(
+            np.mean(soft_vote(member_probabilities, ensemble.weights).argmax(axis=1) == y)
+        ),
+        "hard_accuracy": float(np.mean(hard_vote(member_probabilities, ensemble.weights) == y)),
+    }
+
+
+def best_validation_member(validation: dict[str, Any]) -> str:
+    """The member with the highest validation accuracy with flip TTA (plain breaks a tie), of an
+    ensemble's `metrics["validation"]`."""
+    plain, flipped = validation["plain"]["members"], validation["flip_tta"]["members"]
+    return max(plain, key=lambda name: (flipped[name], plain[name]))
+
+
+def _member_accuracies(ensemble, member_probabilities: np.ndarray, y: np.ndarray) -> dict:
+    return {
+        name: float(np.mean(p.argmax(axis=1) == y))
+        for name, p in zip(ensemble.names, member_probabilities, strict=True)
     }
 
 

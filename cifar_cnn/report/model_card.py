@@ -10,7 +10,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from cifar_cnn.models import get_spec, list_models
-from cifar_cnn.report.metrics import confused_pairs_table, per_class_table
+from cifar_cnn.report.metrics import best_validation_member, confused_pairs_table, per_class_table
 from cifar_cnn.voting import report_label
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -100,12 +100,19 @@ def render_model_card(
     title = spec.title if spec else f"CIFAR-10 {architecture}"
     description = spec.description if spec else ""
     training = config.get("training")
-    seed = (training or {}).get("recipe", {}).get("seed")
+    recipe = (training or {}).get("recipe", {})
+    seed = recipe.get("seed")
     if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
         title = f"CIFAR-10 {architecture}, seed {seed}"
+        same_split = recipe.get("split_seed", seed) == spec.recipe.split_seed
         description = (
-            f"{architecture}'s recipe run again from seed {seed} (other initial weights, batch "
-            f"order and augmentation; the same validation images), as an ensemble member. "
+            f"{architecture}'s recipe run again from seed {seed}: other initial weights, batch "
+            f"order and augmentation"
+            + (
+                "; the same validation images. "
+                if same_split
+                else ", and another validation split. "
+            )
             + description
         )
     kwargs: dict[str, Any] = {
@@ -312,6 +319,48 @@ def _ensemble_corruption_fields(report: dict | None) -> dict:
     return fields
 
 
+def _ensemble_result_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The ensemble card's results: test accuracy of each member and of both votes, plain and
+    (where measured) with flip TTA, and the validation figures the members were chosen on."""
+    tta = metrics.get("flip_tta")
+    soft, hard = metrics["soft"]["accuracy"], metrics["hard_accuracy"]
+    if tta is None:  # measured before flip TTA was
+        rows = ["| predictor | test accuracy |", "|---|---:|"]
+        rows += [f"| {name} | {_percent(acc)} |" for name, acc in metrics["members"].items()]
+        rows += [f"| **soft vote** | **{_percent(soft)}** |", f"| hard vote | {_percent(hard)} |"]
+    else:
+        rows = ["| predictor | test accuracy | with flip TTA |", "|---|---:|---:|"]
+        rows += [
+            f"| {name} | {_percent(acc)} | {_percent(tta['members'][name])} |"
+            for name, acc in metrics["members"].items()
+        ]
+        rows += [
+            f"| **soft vote** | **{_percent(soft)}** | **{_percent(tta['soft_accuracy'])}** |",
+            f"| hard vote | {_percent(hard)} | {_percent(tta['hard_accuracy'])} |",
+        ]
+    best_member = max(metrics["members"], key=metrics["members"].get)
+    fields = {
+        "results_table": "\n".join(rows),
+        "all_agree": _percent(metrics["agreement"]["all_agree"]),
+        "best_member": best_member,
+        "soft_gain": f"{100 * (soft - metrics['members'][best_member]):+.2f}",
+        "validation": None,
+        "tta": tta is not None,
+    }
+    if "validation" in metrics:
+        plain, flipped = metrics["validation"]["plain"], metrics["validation"]["flip_tta"]
+        best = best_validation_member(metrics["validation"])
+        fields["validation"] = (
+            f"On the {plain['n']} validation images no member trained on (where members are "
+            f"chosen; the test set chose nothing), the soft vote scores "
+            f"{_percent(plain['soft_accuracy'])} ({_percent(flipped['soft_accuracy'])} with flip "
+            f"TTA) and its best member, {best}, {_percent(plain['members'][best])} "
+            f"({_percent(flipped['members'][best])}). The members' weights, temperatures and best "
+            "epochs were chosen on these images too, so they flatter every candidate a little."
+        )
+    return fields
+
+
 def render_ensemble_card(
     config: dict[str, Any], metrics: dict[str, Any] | None, repo_id: str | None = None
 ) -> ModelCard:
@@ -324,18 +373,7 @@ def render_ensemble_card(
         "metrics": metrics,
     }
     if metrics:
-        rows = ["| predictor | test accuracy |", "|---|---:|"]
-        rows += [f"| {name} | {_percent(acc)} |" for name, acc in metrics["members"].items()]
-        rows.append(f"| **soft vote** | **{_percent(metrics['soft']['accuracy'])}** |")
-        rows.append(f"| hard vote | {_percent(metrics['hard_accuracy'])} |")
-        best_member = max(metrics["members"], key=metrics["members"].get)
-        gain = metrics["soft"]["accuracy"] - metrics["members"][best_member]
-        kwargs.update(
-            results_table="\n".join(rows),
-            all_agree=_percent(metrics["agreement"]["all_agree"]),
-            best_member=best_member,
-            soft_gain=f"{100 * gain:+.2f}",
-        )
+        kwargs.update(_ensemble_result_fields(metrics))
         kwargs.update(_ood_fields(metrics.get("ood"), "ensemble"))
         kwargs.update(_ensemble_corruption_fields(metrics.get("corruptions")))
     results = (
