@@ -101,13 +101,18 @@ def test_the_shipped_test_slice_is_rarely_flagged_and_confident_answers_almost_n
 
 
 def test_the_shipped_ensemble_has_its_own_detector(slice_data):
+    """Its detector flags 5.1% of all 10,000 test images (its threshold keeps 95% of validation);
+    on the 500 shipped ones 28 (5.6%), and 6 of the 390 (1.5%) it classifies correctly with over
+    90% confidence."""
     from cifar_cnn.ensemble import CifarEnsemble
 
     ensemble = CifarEnsemble.from_pretrained(REPO_ROOT / "models" / "ensemble")
     assert detector_of(ensemble).own_score == ensemble.config["ood_detector"]["own_score"]
     assert ensemble.check(OUTLIERS / "photo_coffee.jpg").out_of_distribution
-    _, checks = predict_and_check(ensemble, slice_data.x_test[:100])
-    assert sum(c.flagged for c in checks) <= 5
+    probabilities, checks = predict_and_check(ensemble, slice_data.x_test)
+    flagged = np.array([c.flagged for c in checks])
+    confident = (probabilities.argmax(1) == slice_data.y_test) & (probabilities.max(1) > 0.9)
+    assert flagged.mean() <= 0.07 and flagged[confident].mean() <= 0.03  # 500 images: noisy
     assert {c.method for c in checks} == {"knn"}
 
 
