@@ -144,9 +144,16 @@ class CifarClassifier(
                 for i in range(0, len(batch), batch_size)
             ]
         )
-        if calibrated and self.temperature is not None:
-            probabilities = apply_temperature(probabilities, self.temperature)
+        if calibrated:
+            probabilities = self.calibrate(probabilities)
         return probabilities[0] if single else probabilities
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Raw probabilities (from `predict(..., calibrated=False)`) scaled by the model's fitted
+        temperature; unchanged when it has none."""
+        if self.temperature is None:
+            return probabilities
+        return apply_temperature(probabilities, self.temperature)
 
     def classify(
         self, image: ImageLike, top_k: int = DEFAULT_TOP_K, flip_tta: bool = False

@@ -103,6 +103,7 @@ def test_temperature_fitted_on_validation_scales_predict_but_not_the_ranking(
     scaled = classifier.predict(slice_data.x_test[:20])
     assert not np.allclose(raw, scaled)
     np.testing.assert_array_equal(raw.argmax(axis=1), scaled.argmax(axis=1))
+    np.testing.assert_allclose(classifier.calibrate(raw), scaled, rtol=1e-6)
 
 
 def test_predict_shapes_and_classify(trained_seed_cnn, slice_data):

@@ -39,6 +39,22 @@ def test_ensemble_folder_round_trip_and_metrics(trained_seed_cnn, slice_data, tm
     assert loaded.predict(images[0]).shape == (10,)
 
 
+def test_evaluation_reads_each_member_twice_yet_matches_the_votes_it_reports(
+    trained_seed_cnn, slice_data
+):
+    from cifar_cnn.classifier import CifarClassifier
+    from cifar_cnn.report.metrics import ensemble_probabilities_with_flips
+
+    member = CifarClassifier.from_pretrained(trained_seed_cnn)
+    ensemble = CifarEnsemble([member, member], names=["a", "b"])
+    images = slice_data.x_test[:40]
+    plain, flipped = ensemble_probabilities_with_flips(ensemble, images)
+    np.testing.assert_allclose(plain, ensemble.member_probabilities(images), rtol=1e-5)
+    np.testing.assert_allclose(
+        flipped, ensemble.member_probabilities(images, flip_tta=True), rtol=1e-5
+    )
+
+
 def test_members_named_alike_get_distinct_names_in_order():
     from cifar_cnn.ensemble import distinct_names
 

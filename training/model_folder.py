@@ -18,7 +18,12 @@ from cifar_cnn.ensemble import CifarEnsemble, distinct_names
 from cifar_cnn.hub.layout import METRICS_FILE, read_config, read_json
 from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models import Recipe
-from cifar_cnn.report.metrics import best_validation_member, evaluate_ensemble, vote_accuracies
+from cifar_cnn.report.metrics import (
+    best_validation_member,
+    ensemble_probabilities_with_flips,
+    evaluate_ensemble,
+    vote_accuracies,
+)
 from cifar_cnn.report.plots import plot_learning_curves
 from cifar_cnn.trust.calibration import (
     apply_temperature,
@@ -193,9 +198,10 @@ def build_ensemble(
     except ValueError as error:  # no training record, or no image every member left out
         print(f"No validation figures: {error}")
     else:
+        plain, flipped = ensemble_probabilities_with_flips(ensemble, x_val)
         ensemble.metrics["validation"] = {
-            "plain": vote_accuracies(ensemble, x_val, y_val),
-            "flip_tta": vote_accuracies(ensemble, x_val, y_val, flip_tta=True),
+            "plain": vote_accuracies(ensemble, plain, y_val),
+            "flip_tta": vote_accuracies(ensemble, flipped, y_val),
         }
     output.mkdir(parents=True, exist_ok=True)
     sources = [os.path.relpath(m.source_dir.resolve(), output.resolve()) for m in members]

@@ -21,7 +21,6 @@ from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.images import ImageLike, centre_square, resize_to_model, to_pil
 from cifar_cnn.explain.gradcam import grad_cam_for, overlay_heatmap
 from cifar_cnn.hub.layout import CARD_FILE
-from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.corruptions import corrupt
 from cifar_cnn.trust.ood import (
     OUTLIER_WARNING,
@@ -208,9 +207,8 @@ def explain(
     result = grad_cam_for(classifier.model, layer).explain(view, class_index=index, method=method)
     square = centre_square(picture).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.LANCZOS)
     shown = np.asarray(square)
-    probabilities = result.probabilities  # the CAM's forward pass: no second prediction
-    if classifier.temperature is not None:
-        probabilities = apply_temperature(probabilities, classifier.temperature)
+    # The CAM's forward pass: no second prediction.
+    probabilities = classifier.calibrate(result.probabilities)
     return Explanation(
         overlay=overlay_heatmap(shown, result.heatmap, opacity=opacity, colormap=colormap),
         explained_class=names[result.class_index],
