@@ -7,6 +7,7 @@
     cifar-evaluate models/resnet_fast --data data/cifar10_slice.npz     # prints, writes nothing
     cifar-evaluate runs/seed_cnn/model --data data/cifar10_slice.npz --write   # into it
     cifar-ensemble models/resnet_fast models/resnet_fast_seed1 models/mobilenet_transfer
+    cifar-ensemble --choose models/resnet_fast models/resnet_fast_seed1 models/mobilenet_transfer
 
 Every recipe field (see `cifar_cnn.models.Recipe`) is a flag: `--epochs`, `--batch-size`, ...;
 builder options are `--model-option key=value`. Rerunning an interrupted `cifar-train` with the
@@ -37,6 +38,7 @@ from cifar_cnn.export import (
 )
 from cifar_cnn.models import Recipe, get_recipe, list_models
 from training.distributed import is_chief, make_strategy, train_distributed
+from training.ensemble_choice import TIE_POINTS, candidates_table, choose, rank_candidates
 from training.evaluate import (
     compare_with_baseline,
     evaluate_and_report,
@@ -45,7 +47,12 @@ from training.evaluate import (
     evaluate_ensemble_ood,
     evaluate_ood,
 )
-from training.model_folder import build_ensemble, code_version, save_trained_model
+from training.model_folder import (
+    assemble_ensemble,
+    build_ensemble,
+    code_version,
+    save_trained_model,
+)
 from training.train import cross_validate, train
 
 _RECIPE_FLAGS = [f for f in dataclasses.fields(Recipe) if f.name not in ("model", "model_options")]
@@ -296,6 +303,13 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", help="CIFAR-10 archive, directory or .npz (default: search)")
     parser.add_argument("--equal-weights", action="store_true", help="weight members equally")
+    parser.add_argument(
+        "--choose",
+        action="store_true",
+        help="build nothing: score every subset of two or more of the given models on the "
+        "validation images none of them trained on, and name the one the rule in "
+        "docs/training.md ships (the test set is not read)",
+    )
     _add_trust_flags(
         parser,
         ood="also measure out-of-distribution detection",
@@ -313,6 +327,9 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
 def ensemble_main(argv: list[str] | None = None) -> None:
     args = build_ensemble_parser().parse_args(argv)
     try:
+        if args.choose:
+            print_choice(args.members, load_data(args.data), args.equal_weights)
+            return
         if args.output.exists() and not args.overwrite:
             raise ValueError(
                 f"{args.output} exists; pass --overwrite to rebuild it, or choose another --output"
@@ -335,6 +352,22 @@ def ensemble_main(argv: list[str] | None = None) -> None:
             )
     except (DataError, ValueError, OSError) as error:
         sys.exit(f"cifar-ensemble: error: {error}")
+
+
+def print_choice(models: list[Path], data: Cifar10, equal_weights: bool) -> None:
+    """What `cifar-ensemble --choose` prints: the candidates, best first, and the rule's choice
+    as the command that builds it."""
+    ensemble = assemble_ensemble(models, equal_weights)
+    candidates = rank_candidates(ensemble, data)
+    chosen = choose(candidates)
+    print(candidates_table(candidates, chosen))
+    folder_of = dict(zip(ensemble.names, models, strict=True))
+    members = " ".join(str(folder_of[name]) for name in chosen.names)
+    print(
+        f"By the rule (highest flip-TTA validation accuracy; within {TIE_POINTS} points, fewer "
+        f"members): {' + '.join(chosen.names)}, {chosen.flip_tta_accuracy:.2%} with flip TTA. "
+        f"Build it with: cifar-ensemble {members} --output OUTPUT --data ..."
+    )
 
 
 def build_export_parser() -> argparse.ArgumentParser:

@@ -174,13 +174,9 @@ def _kept_results(output: Path, ensemble: CifarEnsemble) -> dict:
     return {k: v for k, v in metrics.items() if k == "corruptions"}
 
 
-def build_ensemble(
-    member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
-) -> CifarEnsemble:
-    """An ensemble folder referencing `member_folders` (by relative path), each weighted by its
-    validation accuracy unless `equal_weights` and named by its folder (as the app shows it);
-    evaluated on the validation images no member trained on, which is where a choice of members
-    is judged, and on the test set, and printed."""
+def assemble_ensemble(member_folders: list[Path], equal_weights: bool = False) -> CifarEnsemble:
+    """The models in `member_folders` (folders or Hub ids) as an unsaved ensemble: each named by
+    its folder and weighted by its recorded validation accuracy unless `equal_weights`."""
     members = [CifarClassifier.from_pretrained(folder) for folder in member_folders]
     weights = None
     if not equal_weights:
@@ -191,7 +187,18 @@ def build_ensemble(
         Path(folder).resolve().name if Path(folder).is_dir() else display_name(str(folder))
         for folder in member_folders
     ])  # fmt: skip
-    ensemble = CifarEnsemble(members, weights=weights, names=names)
+    return CifarEnsemble(members, weights=weights, names=names)
+
+
+def build_ensemble(
+    member_folders: list[Path], output: Path, data: Cifar10, equal_weights: bool = False
+) -> CifarEnsemble:
+    """An ensemble folder referencing `member_folders` (by relative path), each weighted by its
+    validation accuracy unless `equal_weights` and named by its folder (as the app shows it);
+    evaluated on the validation images no member trained on, which is where a choice of members
+    is judged, and on the test set, and printed."""
+    ensemble = assemble_ensemble(member_folders, equal_weights)
+    members = ensemble.members
     ensemble.metrics = evaluate_ensemble(ensemble, data.x_test, data.y_test)
     try:
         x_val, y_val = validation_images(members, data)

@@ -1,0 +1,94 @@
+"""Choosing an ensemble's members on validation images, by the rule of docs/training.md.
+
+>>> candidates = rank_candidates(models, data)   # every subset of two or more, best first
+>>> print(candidates_table(candidates)); choose(candidates).names
+('resnet_fast', 'resnet_fast_seed1', 'mobilenet_transfer')
+
+The rule, written down before the first extra member finished training: the subset whose soft
+vote with flip TTA is most accurate on the validation images no candidate trained on ships; of
+subsets within `TIE_POINTS` of it, the one with the fewest members (faster to serve). Every
+subset is judged on the same images, each member's probabilities computed once; the test set is
+never read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.cifar10 import Cifar10
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.report.metrics import ensemble_probabilities_with_flips
+from cifar_cnn.voting import soft_vote
+from training.evaluate import validation_images
+
+#: Accuracy points (of 100) within which a smaller ensemble is preferred: 4 images of 2,000,
+#: about the noise of a validation set that size.
+TIE_POINTS = 0.2
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One subset of the models and its soft vote's accuracy on the validation images."""
+
+    names: tuple[str, ...]
+    accuracy: float
+    flip_tta_accuracy: float
+    images: int
+
+
+def rank_candidates(ensemble: CifarEnsemble, data: Cifar10, smallest: int = 2) -> list[Candidate]:
+    """Every subset of `ensemble`'s members with at least `smallest` of them (each keeping its
+    weight), scored on the validation images none of the members trained on; best first (flip-TTA
+    accuracy, then plain, then fewer members)."""
+    members: list[CifarClassifier] = list(ensemble.members)
+    if len(members) < smallest:
+        raise ValueError(f"choosing needs at least {smallest} models, got {len(members)}")
+    x_val, y_val = validation_images(members, data)
+    plain, flipped = ensemble_probabilities_with_flips(ensemble, x_val)
+    weights = np.asarray(ensemble.weights, dtype=np.float64)
+    candidates = []
+    for size in range(smallest, len(members) + 1):
+        for subset in itertools.combinations(range(len(members)), size):
+            rows = list(subset)
+            candidates.append(
+                Candidate(
+                    names=tuple(ensemble.names[i] for i in rows),
+                    accuracy=_soft_accuracy(plain[rows], weights[rows], y_val),
+                    flip_tta_accuracy=_soft_accuracy(flipped[rows], weights[rows], y_val),
+                    images=len(y_val),
+                )
+            )
+    return sorted(candidates, key=lambda c: (-c.flip_tta_accuracy, -c.accuracy, len(c.names)))
+
+
+def choose(candidates: list[Candidate], tie_points: float = TIE_POINTS) -> Candidate:
+    """The rule: the highest flip-TTA accuracy; of candidates within `tie_points` of it, the one
+    with the fewest members (then the most accurate of those)."""
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    best = max(c.flip_tta_accuracy for c in candidates)
+    close = [c for c in candidates if c.flip_tta_accuracy >= best - tie_points / 100 - 1e-9]
+    return min(close, key=lambda c: (len(c.names), -c.flip_tta_accuracy, -c.accuracy))
+
+
+def candidates_table(candidates: list[Candidate], chosen: Candidate | None = None) -> str:
+    """A markdown table of the candidates, the chosen one in bold."""
+    images = candidates[0].images if candidates else 0
+    lines = [
+        f"| members | validation soft vote ({images} images) | with flip TTA |",
+        "|---|---:|---:|",
+    ]
+    for c in candidates:
+        name = " + ".join(c.names)
+        if c == chosen:
+            name = f"**{name}** (chosen)"
+        lines.append(f"| {name} | {c.accuracy:.2%} | {c.flip_tta_accuracy:.2%} |")
+    return "\n".join(lines)
+
+
+def _soft_accuracy(probabilities: np.ndarray, weights: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(soft_vote(probabilities, weights).argmax(axis=1) == y))
