@@ -193,7 +193,17 @@ def test_every_skip_marker_belongs_to_a_block_and_gives_a_reason():
 def test_links_between_the_docs_resolve():
     for path in DOCS:
         for match in LINK.finditer(path.read_text()):
-            target = match["target"].split("#")[0]
-            if not target or "://" in target or target.startswith("mailto:"):
+            target, _, anchor = match["target"].partition("#")
+            if "://" in target or target.startswith("mailto:"):
                 continue
-            assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+            linked = path.parent / target if target else path
+            assert linked.exists(), f"{path.name}: broken link {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in heading_anchors(linked), f"{path.name}: no heading #{anchor}"
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
