@@ -6,6 +6,7 @@ TensorFlow's own `tf.lite.Interpreter` (scheduled for deletion) elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -46,6 +47,8 @@ def export_tflite(
     # Through Keras's own SavedModel export, which the converter reads with every variable
     # frozen (a plain tf.Module or concrete function left them as resource reads: garbage).
     model = classifier.model
+    if quantization == "int8":
+        model = scales_moved_before_relu(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -61,6 +64,64 @@ def export_tflite(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, flatbuffer)
     return path
+
+
+def scales_moved_before_relu(model: keras.Model) -> keras.Model:
+    """The same function with each BatchNormalization that follows a ReLU-activated Dense or
+    Conv2D (as its only user) reduced to the sign of its scale and its shift, the scale's
+    magnitude moved into that layer's kernel and bias: `s * relu(z) = sign(s) * relu(|s| * z)`.
+
+    Why: int8 quantizes each activation tensor with one scale. Before, the ReLU's output was
+    quantized raw, with units of very different ranges, and the BatchNormalization then multiplied
+    the quantization error of the quiet units by up to ~30 (TFLite fuses it into the next Dense):
+    seed_cnn's int8 file agreed with Keras on 31% of 300 slice images. After, the ReLU's output is
+    already normalised: 99.3%. Exact in float32 (to ~1e-6); a model without the pattern comes
+    back as is; the model passed in is not changed.
+    """
+    config = json.loads(json.dumps(model.get_config()))
+    layers = {layer["name"]: layer for layer in config.get("layers", [])}
+
+    def inputs_of(layer: dict) -> list[str]:
+        inbound = json.dumps(layer["inbound_nodes"])
+        return [name for name in layers if name != layer["name"] and f'"{name}"' in inbound]
+
+    pairs = []
+    for layer in layers.values():
+        if layer["class_name"] != "BatchNormalization" or not (
+            layer["config"]["scale"] and layer["config"]["center"]
+        ):
+            continue
+        sources = inputs_of(layer)
+        producer = layers[sources[0]] if len(sources) == 1 else None
+        if (
+            producer is None
+            or producer["class_name"] not in ("Dense", "Conv2D")
+            or producer["config"].get("activation") != "relu"
+            or not producer["config"].get("use_bias")
+            or [name for name, user in layers.items() if producer["name"] in inputs_of(user)]
+            != [layer["name"]]
+        ):
+            continue
+        pairs.append((producer["name"], layer["name"]))
+    if not pairs:
+        return model
+    moved = keras.models.clone_model(model)
+    moved.set_weights(model.get_weights())
+    for producer_name, batch_norm_name in pairs:
+        producer, batch_norm = moved.get_layer(producer_name), moved.get_layer(batch_norm_name)
+        gamma, beta, mean, variance = (
+            np.asarray(v, np.float64)
+            for v in (batch_norm.gamma, batch_norm.beta, batch_norm.moving_mean,
+                      batch_norm.moving_variance)
+        )  # fmt: skip
+        scale = gamma / np.sqrt(variance + batch_norm.epsilon)
+        producer.kernel.assign(np.asarray(producer.kernel) * np.abs(scale))
+        producer.bias.assign(np.asarray(producer.bias) * np.abs(scale))
+        batch_norm.gamma.assign(np.sign(scale))
+        batch_norm.beta.assign(beta - mean * scale)
+        batch_norm.moving_mean.assign(np.zeros_like(mean))
+        batch_norm.moving_variance.assign(np.full_like(variance, 1 - batch_norm.epsilon))
+    return moved
 
 
 def _convert(converter, quantization: str, representative_images: np.ndarray | None) -> bytes:
