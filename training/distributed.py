@@ -86,6 +86,8 @@ def train_distributed(
     )
     if recipe.head_epochs:
         raise ValueError("distributed training does not do the two-phase transfer recipe yet")
+    if recipe.teacher:
+        raise ValueError("distributed training does not distil (--teacher) yet")
     keras.utils.set_random_seed(recipe.seed)
     precision = set_mixed_precision(recipe.mixed_precision)
     x_train, y_train, x_val, y_val = split_validation(

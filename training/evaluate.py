@@ -156,6 +156,15 @@ def validation_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The validation images the model was trained without (from its recorded recipe); for a
     list of models, the images every one of them was trained without."""
+    held_out = held_out_mask(classifier, data)
+    if not held_out.any():
+        raise ValueError("the models' validation splits share no image: nothing to fit on")
+    return data.x_train[held_out], data.y_train[held_out]
+
+
+def held_out_mask(classifier: CifarClassifier | list[CifarClassifier], data: Cifar10) -> np.ndarray:
+    """Which of `data`'s training images the model (every model of a list) was trained without,
+    from its recorded recipe: a boolean mask over `data.y_train`."""
     held_out = np.ones(len(data.y_train), dtype=bool)
     for model in classifier if isinstance(classifier, list) else [classifier]:
         recipe = model.config.get("training", {}).get("recipe")
@@ -163,9 +172,7 @@ def validation_images(
             raise ValueError("a model has no training record, so its validation split is unknown")
         split_seed = recipe.get("split_seed", recipe["seed"])  # older records: one seed for all
         held_out &= validation_mask(data.y_train, recipe["validation_fraction"], split_seed)
-    if not held_out.any():
-        raise ValueError("the models' validation splits share no image: nothing to fit on")
-    return data.x_train[held_out], data.y_train[held_out]
+    return held_out
 
 
 #: CIFAR-10 training pictures per class whose features make a detector's bank (5,000 in all:

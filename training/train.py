@@ -29,6 +29,7 @@ from training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from training.distill import distillation_targets
 from training.lookahead import Lookahead
 from training.schedules import build_schedule
 
@@ -142,19 +143,27 @@ def make_dataset(
     augmentation: str = "none",
     shuffle: bool = False,
     seed: int = 0,
+    teacher: np.ndarray | None = None,
+    teacher_weight: float = 0.0,
 ) -> tf.data.Dataset:
-    """uint8 images and integer labels to batches of (uint8 images, one-hot labels)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    """uint8 images and integer labels to batches of (uint8 images, targets): one-hot labels, or
+    with a `teacher`'s probabilities for the same images (N, 10), `(1 - teacher_weight) * one-hot
+    + teacher_weight * teacher` (see training.distill)."""
+    columns = (x, y) if teacher is None else (x, y, teacher)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     augment = build_augmentation(augmentation, seed=seed)
 
-    def prepare(images, labels):
+    def prepare(images, labels, taught=None):
         if augment is not None:
             images = augment(tf.cast(images, "float32"), training=True)
             images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-        return images, tf.one_hot(labels, NUM_CLASSES)
+        targets = tf.one_hot(labels, NUM_CLASSES)
+        if taught is not None:
+            targets = (1.0 - teacher_weight) * targets + teacher_weight * taught
+        return images, targets
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -273,6 +282,11 @@ def train(
         )
     else:
         (x_train, y_train), (x_val, y_val) = (data.x_train, data.y_train), validation
+    teacher = None
+    if recipe.teacher:
+        if validation is not None:
+            raise ValueError("distillation (--teacher) needs the recipe's validation split")
+        teacher = distillation_targets(recipe, data, run_dir)
     total_steps = recipe.epochs * int(np.ceil(len(x_train) / recipe.batch_size))
     mode, precision_choice = resolve_precision(
         recipe.mixed_precision,
@@ -282,8 +296,9 @@ def train(
     keras.utils.set_random_seed(recipe.seed)  # after the probe: the run itself is reproducible
     precision = set_mixed_precision(mode)
     train_ds = make_dataset(
-        x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed
-    )
+        x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed,
+        teacher=teacher, teacher_weight=recipe.teacher_weight,
+    )  # fmt: skip
     val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
 

@@ -61,6 +61,11 @@ class Recipe:
     # fine-tune everything at `fine_tune_learning_rate`, recompiled.
     head_epochs: int = 0
     fine_tune_learning_rate: float = 1e-4
+    # Distillation (training.distill): with a `teacher` (a model or ensemble folder, or Hub id),
+    # each training image's target is `(1 - teacher_weight) * one-hot label + teacher_weight *
+    # the teacher's probabilities`; label smoothing then applies to that mix.
+    teacher: str = ""
+    teacher_weight: float = 0.5
     # Passed to the model's builder (`--model-option key=value`).
     model_options: dict[str, Any] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models import get_spec, list_models
 from cifar_cnn.report.metrics import best_validation_member, confused_pairs_table, per_class_table
 from cifar_cnn.voting import report_label
@@ -114,6 +115,12 @@ def render_model_card(
                 else ", and another validation split. "
             )
             + description
+        )
+    if recipe.get("teacher"):
+        title += f", distilled from {display_name(recipe['teacher'])}"
+        description = (
+            f"Trained toward {display_name(recipe['teacher'])}'s probabilities as well as the "
+            f"labels (weight {recipe['teacher_weight']:g} on the teacher). " + description
         )
     kwargs: dict[str, Any] = {
         "title": title,

@@ -1,0 +1,86 @@
+"""Distillation: training a model toward a teacher's probabilities as well as the labels.
+
+    cifar-train --model resnet_fast --teacher models/ensemble --teacher-weight 0.5 \\
+        --data ../shared/data/cifar-10-python.tar.gz
+
+Each training image's target becomes `(1 - w) * one_hot(label) + w * teacher(image)`, where
+`teacher(image)` is the teacher's calibrated probabilities (an ensemble's soft vote) averaged over
+the image and its mirror. They are computed once, on the un-augmented images, before the first
+epoch, and kept in the run folder so a resumed run reads them back. The random crops and flips
+of training then move the picture a few pixels from where the teacher saw it; the flip average
+makes the targets the same for both mirror images.
+
+The teacher must not have trained on the run's validation images, or the student's validation
+accuracy (which chooses its best epoch, and is how it is compared with the teacher) would
+flatter it: `distillation_targets` refuses such a teacher.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cifar_cnn.atomic import atomic_write_bytes
+from cifar_cnn.classifier import CifarClassifier
+from cifar_cnn.data.cifar10 import NUM_CLASSES, Cifar10, validation_mask
+from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.hub.layout import is_ensemble, read_config
+from cifar_cnn.models import Recipe
+from training.evaluate import held_out_mask
+
+#: The teacher's probabilities for a run's training images, in its run folder.
+TARGETS_FILE = "teacher_probabilities.npy"
+
+
+def load_teacher(reference: str) -> CifarClassifier | CifarEnsemble:
+    """A model or ensemble, from a folder or a Hub repo id (owner/name[@revision])."""
+    folder = Path(reference)
+    if folder.is_dir():
+        loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
+        return loader.from_pretrained(folder)
+    try:
+        return CifarEnsemble.from_pretrained(reference)
+    except ValueError as error:
+        if "not an ensemble config" not in str(error):
+            raise
+        return CifarClassifier.from_pretrained(reference)
+
+
+def distillation_targets(recipe: Recipe, data: Cifar10, run_dir: Path) -> np.ndarray:
+    """The teacher's probabilities (flip TTA) for the recipe's training images, (N, 10) float32,
+    in the order `split_validation` gives them; read back from `run_dir` when already there."""
+    if not 0.0 <= recipe.teacher_weight <= 1.0:
+        raise ValueError(f"teacher weight must be in [0, 1], got {recipe.teacher_weight}")
+    val_mask = validation_mask(data.y_train, recipe.validation_fraction, recipe.split_seed)
+    x_train = data.x_train[~val_mask]
+    cached = Path(run_dir) / TARGETS_FILE
+    if cached.is_file():
+        targets = np.load(cached, allow_pickle=False)
+        if targets.shape == (len(x_train), NUM_CLASSES):
+            print(f"Teacher's probabilities read back from {cached.name}")
+            return targets
+    teacher = load_teacher(recipe.teacher)
+    members = list(teacher.members) if isinstance(teacher, CifarEnsemble) else [teacher]
+    seen = val_mask & ~held_out_mask(members, data)
+    if seen.any():
+        raise ValueError(
+            f"the teacher trained on {int(seen.sum())} of this run's {int(val_mask.sum())} "
+            "validation images, so they could not judge the student; train with the teacher's "
+            "validation split (--split-seed, --validation-fraction)"
+        )
+    started = time.time()
+    targets = teacher.predict(x_train, flip_tta=True).astype(np.float32)
+    teacher_val = teacher.predict(data.x_train[val_mask], flip_tta=True).argmax(axis=1)
+    accuracy = float(np.mean(teacher_val == data.y_train[val_mask]))
+    print(
+        f"Teacher {recipe.teacher}: probabilities for {len(x_train)} training images in "
+        f"{(time.time() - started) / 60:.1f} min; it scores {accuracy:.4f} (flip TTA) on this "
+        f"run's {int(val_mask.sum())} validation images"
+    )
+    buffer = io.BytesIO()
+    np.save(buffer, targets, allow_pickle=False)
+    atomic_write_bytes(cached, buffer.getvalue())
+    return targets
