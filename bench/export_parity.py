@@ -9,7 +9,9 @@ images), then reports the file size, the share of test images whose top class eq
 model's, the largest difference of any probability from the Keras model's (ONNX returns
 calibrated probabilities, as `predict` does; TFLite returns the raw ones, so each is compared with
 its own), the accuracy, and the milliseconds per image (median of 200 single-image calls after a
-warm-up; the Keras row is `CifarClassifier.predict`).
+warm-up; the Keras row is `CifarClassifier.predict`). Below the table, for each export that
+disagrees with Keras anywhere, how sure Keras was on those images (the gap between its top two
+classes).
 """
 
 import argparse
@@ -59,6 +61,7 @@ def main() -> None:
         "| accuracy | ms per image (median) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
+    notes = []
     for folder in args.models:
         classifier = CifarClassifier.from_pretrained(folder)
         name = classifier.config["architecture"]
@@ -81,12 +84,29 @@ def main() -> None:
                 difference = np.abs(probabilities - reference).max()
                 accuracy = np.mean(probabilities.argmax(1) == y)
                 speed = ms_per_image(runner.predict, one, args.calls)
+                if agreement < 1:
+                    notes.append(disagreement_note(f"{name} {label}", probabilities, reference))
                 print(
                     f"| {name} | {label} | {path.stat().st_size / 2**20:.1f} "
                     f"| {100 * agreement:.2f}% | {difference:.1e} | {100 * accuracy:.2f}% "
                     f"| {speed:.2f} |",
                     flush=True,
                 )
+
+    print("\n".join(notes))
+
+
+def disagreement_note(label: str, probabilities: np.ndarray, reference: np.ndarray) -> str:
+    """How sure the Keras model was where the export disagrees with it: the gap between its two
+    most likely classes there, against every image."""
+    top_two = np.sort(reference, axis=1)[:, -2:]
+    gap = top_two[:, 1] - top_two[:, 0]
+    differs = probabilities.argmax(1) != reference.argmax(1)
+    return (
+        f"{label}: disagrees on {differs.sum()} images; Keras's top-two gap there: median "
+        f"{np.median(gap[differs]):.3f}, under 0.1 on {np.mean(gap[differs] < 0.1):.0%} of them "
+        f"(all images: median {np.median(gap):.3f})"
+    )
 
 
 if __name__ == "__main__":
