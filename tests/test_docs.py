@@ -203,7 +203,20 @@ def test_links_between_the_docs_resolve():
 
 
 def heading_anchors(path: Path) -> set[str]:
-    """The anchors GitHub gives a markdown file's headings: lower case, punctuation dropped,
-    spaces as hyphens."""
-    headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.MULTILINE)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+    """The anchors GitHub gives a markdown file's headings (outside code blocks): lower case,
+    link targets and punctuation dropped, spaces as hyphens, `-1`, `-2`, ... on repeats."""
+    anchors: set[str] = set()
+    fenced = False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"#{1,6} (.+?)(?: #+)?$", line)
+        if fenced or not heading:
+            continue
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading[1].strip().lower())
+        anchor = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+        repeat = 0
+        while (candidate := anchor + (f"-{repeat}" if repeat else "")) in anchors:
+            repeat += 1
+        anchors.add(candidate)
+    return anchors

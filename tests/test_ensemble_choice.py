@@ -2,9 +2,10 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
-from training.ensemble_choice import Candidate, choose
+from training.ensemble_choice import Candidate, choose, rank_subsets
 
 
 def candidate(names: str, flip_tta: float, plain: float = 0.94) -> Candidate:
@@ -25,6 +26,24 @@ def test_among_equally_small_candidates_within_noise_the_more_accurate_ships():
         candidate("a+b+c", 0.9530), candidate("a+b", 0.9515), candidate("b+c", 0.9520)
     ])  # fmt: skip
     assert chosen.names == ("b", "c")
+
+
+def test_every_subset_is_scored_by_its_own_members_weighted_soft_vote():
+    y = np.array([0, 0, 1, 1])
+    class_one = {"a": [0.1, 0.6, 0.9, 0.4], "b": [0.3, 0.2, 0.45, 0.8], "c": [0.75, 0.45, 0.7, 0.7]}
+    plain = np.stack([np.stack([1 - np.array(p), p], axis=1) for p in class_one.values()])
+    ranked = rank_subsets(list(class_one), plain, plain, [1.0, 1.0, 1.0], y)
+    # Alone, a is right on 2 of the 4 images, b and c on 3; their votes do better.
+    assert {c.names: c.accuracy for c in ranked} == {
+        ("a", "b"): 1.0, ("a", "c"): 0.75, ("b", "c"): 0.75, ("a", "b", "c"): 1.0
+    }  # fmt: skip
+    assert ranked[0].names == ("a", "b")  # as accurate as all three, with fewer members
+    # Weights count: c weighted four times outvotes the others on the first image.
+    weighted = rank_subsets(list(class_one), plain, plain, [1.0, 1.0, 4.0], y)
+    assert {c.names: c.accuracy for c in weighted}[("a", "b", "c")] == 0.75
+    # The flip-TTA column is scored from the flipped probabilities.
+    inverted = rank_subsets(list(class_one), plain, plain[:, :, ::-1], [1.0, 1.0, 1.0], y)
+    assert {c.names: c.flip_tta_accuracy for c in inverted}[("a", "b")] == 0.0
 
 
 def test_choosing_from_nothing_is_an_error():
@@ -57,3 +76,11 @@ def test_cifar_ensemble_choose_needs_two_models(trained_seed_cnn, capsys):
 
     with pytest.raises(SystemExit, match="at least 2 models"):
         ensemble_main([str(trained_seed_cnn), "--choose", "--data", "data/cifar10_slice.npz"])
+
+
+def test_cifar_ensemble_choose_refuses_flags_of_building(trained_seed_cnn):
+    from training.cli import ensemble_main
+
+    folders = [str(trained_seed_cnn)] * 2
+    with pytest.raises(SystemExit, match="--choose builds nothing, so --output, --ood cannot"):
+        ensemble_main([*folders, "--choose", "--output", "x", "--ood"])

@@ -294,7 +294,7 @@ def build_ensemble_parser() -> argparse.ArgumentParser:
         "accuracy, and evaluate it on the test set.",
     )
     parser.add_argument("members", nargs="+", type=Path, help="member model folders")
-    parser.add_argument("--output", type=Path, default=RUNS / "ensemble")
+    parser.add_argument("--output", type=Path, help="the ensemble folder (default: runs/ensemble)")
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -328,8 +328,13 @@ def ensemble_main(argv: list[str] | None = None) -> None:
     args = build_ensemble_parser().parse_args(argv)
     try:
         if args.choose:
+            building = ("output", "overwrite", "ood", "corruptions", "write_members")
+            given = [f"--{flag.replace('_', '-')}" for flag in building if getattr(args, flag)]
+            if given:
+                raise ValueError(f"--choose builds nothing, so {', '.join(given)} cannot apply")
             print_choice(args.members, load_data(args.data), args.equal_weights)
             return
+        args.output = args.output or RUNS / "ensemble"
         if args.output.exists() and not args.overwrite:
             raise ValueError(
                 f"{args.output} exists; pass --overwrite to rebuild it, or choose another --output"
@@ -363,10 +368,11 @@ def print_choice(models: list[Path], data: Cifar10, equal_weights: bool) -> None
     print(candidates_table(candidates, chosen))
     folder_of = dict(zip(ensemble.names, models, strict=True))
     members = " ".join(str(folder_of[name]) for name in chosen.names)
+    weighting = " --equal-weights" if equal_weights else ""
     print(
         f"By the rule (highest flip-TTA validation accuracy; within {TIE_POINTS} points, fewer "
         f"members): {' + '.join(chosen.names)}, {chosen.flip_tta_accuracy:.2%} with flip TTA. "
-        f"Build it with: cifar-ensemble {members} --output OUTPUT --data ..."
+        f"Build it with: cifar-ensemble {members}{weighting} --output OUTPUT --data ..."
     )
 
 

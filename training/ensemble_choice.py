@@ -1,14 +1,14 @@
 """Choosing an ensemble's members on validation images, by the rule of docs/training.md.
 
->>> candidates = rank_candidates(models, data)   # every subset of two or more, best first
+>>> candidates = rank_candidates(assemble_ensemble(folders), data)  # subsets of 2+, best first
 >>> print(candidates_table(candidates)); choose(candidates).names
 ('resnet_fast', 'resnet_fast_seed1', 'mobilenet_transfer')
 
 The rule, written down before the first extra member finished training: the subset whose soft
 vote with flip TTA is most accurate on the validation images no candidate trained on ships; of
 subsets within `TIE_POINTS` of it, the one with the fewest members (faster to serve). Every
-subset is judged on the same images, each member's probabilities computed once; the test set is
-never read.
+subset is judged on the same images, each model's probabilities computed once; the test set is
+never read. A single model is not a candidate: the ensemble is the product being chosen.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from cifar_cnn.report.metrics import ensemble_probabilities_with_flips
 from cifar_cnn.voting import soft_vote
 from training.evaluate import validation_images
 
-#: Accuracy points (of 100) within which a smaller ensemble is preferred: 4 images of 2,000,
-#: about the noise of a validation set that size.
+#: Accuracy points (of 100) within which a smaller ensemble is preferred: 4 images of the 2,000
+#: that the shipped models' common validation split holds, about its noise.
 TIE_POINTS = 0.2
 
 
@@ -42,24 +42,37 @@ class Candidate:
 
 def rank_candidates(ensemble: CifarEnsemble, data: Cifar10, smallest: int = 2) -> list[Candidate]:
     """Every subset of `ensemble`'s members with at least `smallest` of them (each keeping its
-    weight), scored on the validation images none of the members trained on; best first (flip-TTA
-    accuracy, then plain, then fewer members)."""
+    weight), scored on the validation images none of the members trained on; best first."""
     members: list[CifarClassifier] = list(ensemble.members)
     if len(members) < smallest:
         raise ValueError(f"choosing needs at least {smallest} models, got {len(members)}")
     x_val, y_val = validation_images(members, data)
     plain, flipped = ensemble_probabilities_with_flips(ensemble, x_val)
-    weights = np.asarray(ensemble.weights, dtype=np.float64)
+    return rank_subsets(ensemble.names, plain, flipped, ensemble.weights, y_val, smallest)
+
+
+def rank_subsets(
+    names: list[str],
+    plain: np.ndarray,
+    flipped: np.ndarray,
+    weights: np.ndarray,
+    y: np.ndarray,
+    smallest: int = 2,
+) -> list[Candidate]:
+    """Every subset of at least `smallest` models scored from their probabilities (M, N, C)
+    without and with flip TTA on the images labelled `y`: best first (flip-TTA accuracy, then
+    plain, then fewer members)."""
+    weights = np.asarray(weights, dtype=np.float64)
     candidates = []
-    for size in range(smallest, len(members) + 1):
-        for subset in itertools.combinations(range(len(members)), size):
+    for size in range(smallest, len(names) + 1):
+        for subset in itertools.combinations(range(len(names)), size):
             rows = list(subset)
             candidates.append(
                 Candidate(
-                    names=tuple(ensemble.names[i] for i in rows),
-                    accuracy=_soft_accuracy(plain[rows], weights[rows], y_val),
-                    flip_tta_accuracy=_soft_accuracy(flipped[rows], weights[rows], y_val),
-                    images=len(y_val),
+                    names=tuple(names[i] for i in rows),
+                    accuracy=_soft_accuracy(plain[rows], weights[rows], y),
+                    flip_tta_accuracy=_soft_accuracy(flipped[rows], weights[rows], y),
+                    images=len(y),
                 )
             )
     return sorted(candidates, key=lambda c: (-c.flip_tta_accuracy, -c.accuracy, len(c.names)))

@@ -108,6 +108,8 @@ def save_trained_model(
                 "precision": result.precision,
                 # How "auto" chose it on this machine (measured step speeds), when it measured.
                 "precision_choice": result.precision_choice,
+                # Distillation's teacher: its name and accuracy on these validation images.
+                **({"teacher": result.teacher} if result.teacher else {}),
                 "hardware": hardware_description(),
                 "code_version": code or code_version(),
             },

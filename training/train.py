@@ -43,6 +43,7 @@ class TrainResult:
     train_seconds: float
     precision: str = "float32"  # the Keras dtype policy the model trained under
     precision_choice: dict | None = None  # how "auto" chose it here (`resolve_precision`)
+    teacher: dict | None = None  # distillation's teacher (`training.distill.Teacher.record`)
 
 
 PRECISION_POLICIES = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
@@ -144,11 +145,13 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     teacher: np.ndarray | None = None,
-    teacher_weight: float = 0.0,
+    teacher_weight: float | None = None,
 ) -> tf.data.Dataset:
     """uint8 images and integer labels to batches of (uint8 images, targets): one-hot labels, or
     with a `teacher`'s probabilities for the same images (N, 10), `(1 - teacher_weight) * one-hot
     + teacher_weight * teacher` (see training.distill)."""
+    if (teacher is None) != (teacher_weight is None):
+        raise ValueError("a teacher's probabilities and teacher_weight go together")
     columns = (x, y) if teacher is None else (x, y, teacher)
     ds = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
@@ -282,11 +285,19 @@ def train(
         )
     else:
         (x_train, y_train), (x_val, y_val) = (data.x_train, data.y_train), validation
+    state = TrainingState.load(run_dir) or TrainingState(recipe=_comparable(recipe))
+    if state.recipe is not None:
+        changed = _changed_fields(state.recipe, recipe)
+        if changed:
+            raise ValueError(
+                f"{run_dir} holds a run with a different recipe ({', '.join(changed)} changed); "
+                f"rerun with the same flags to resume, or choose another --run-dir"
+            )
     teacher = None
     if recipe.teacher:
         if validation is not None:
             raise ValueError("distillation (--teacher) needs the recipe's validation split")
-        teacher = distillation_targets(recipe, data, run_dir)
+        teacher = distillation_targets(recipe, data, x_train, run_dir)
     total_steps = recipe.epochs * int(np.ceil(len(x_train) / recipe.batch_size))
     mode, precision_choice = resolve_precision(
         recipe.mixed_precision,
@@ -297,19 +308,13 @@ def train(
     precision = set_mixed_precision(mode)
     train_ds = make_dataset(
         x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed,
-        teacher=teacher, teacher_weight=recipe.teacher_weight,
+        teacher=None if teacher is None else teacher.probabilities,
+        teacher_weight=None if teacher is None else recipe.teacher_weight,
     )  # fmt: skip
     val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
 
     model = build_for_recipe(recipe, x_train)
-    state = TrainingState.load(run_dir) or TrainingState(recipe=_comparable(recipe))
-    if state.recipe is not None and state.recipe != _comparable(recipe):
-        changed = sorted(k for k, v in _comparable(recipe).items() if state.recipe.get(k) != v)
-        raise ValueError(
-            f"{run_dir} holds a run with a different recipe ({', '.join(changed)} changed); "
-            f"rerun with the same flags to resume, or choose another --run-dir"
-        )
     # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
     # state fits; the loop below recompiles when the next phase begins.
     compiled_phase = phase_of(recipe, max(0, state.epoch - 1))
@@ -363,6 +368,7 @@ def train(
         train_seconds=float(sum(h["seconds"] for h in state.history)),
         precision=precision,
         precision_choice=precision_choice,
+        teacher=None if teacher is None else teacher.record,
     )
 
 
@@ -381,6 +387,14 @@ def _comparable(recipe: Recipe) -> dict:
     for extendable in ("epochs", "patience"):
         fields.pop(extendable)
     return json.loads(json.dumps(fields))  # as it reads back from state.json
+
+
+def _changed_fields(saved: dict, recipe: Recipe) -> list[str]:
+    """The fields in which a run's saved recipe differs from `recipe`; a field the saved recipe
+    lacks (added to `Recipe` since) counts as its default, which is what that run trained with."""
+    defaults = _comparable(Recipe(model=recipe.model))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    return sorted(k for k, v in _comparable(recipe).items() if saved.get(k) != v)
 
 
 def cross_validate(recipe: Recipe, data: Cifar10, run_dir: str | os.PathLike, folds: int) -> dict:

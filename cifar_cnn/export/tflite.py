@@ -85,10 +85,14 @@ def scales_moved_before_relu(model: keras.Model) -> keras.Model:
         inbound = json.dumps(layer["inbound_nodes"])
         return [name for name in layers if name != layer["name"] and f'"{name}"' in inbound]
 
+    outputs = json.dumps(config.get("output_layers", []))
     pairs = []
     for layer in layers.values():
-        if layer["class_name"] != "BatchNormalization" or not (
-            layer["config"]["scale"] and layer["config"]["center"]
+        bn = layer["config"]
+        if (
+            layer["class_name"] != "BatchNormalization"
+            or not (bn["scale"] and bn["center"])
+            or bn["axis"] not in (-1, [-1])  # per channel, channels last
         ):
             continue
         sources = inputs_of(layer)
@@ -96,8 +100,10 @@ def scales_moved_before_relu(model: keras.Model) -> keras.Model:
         if (
             producer is None
             or producer["class_name"] not in ("Dense", "Conv2D")
+            or producer["config"].get("data_format", "channels_last") != "channels_last"
             or producer["config"].get("activation") != "relu"
             or not producer["config"].get("use_bias")
+            or f'"{producer["name"]}"' in outputs  # its raw output is wanted as it is
             or [name for name, user in layers.items() if producer["name"] in inputs_of(user)]
             != [layer["name"]]
         ):
@@ -117,10 +123,11 @@ def scales_moved_before_relu(model: keras.Model) -> keras.Model:
         scale = gamma / np.sqrt(variance + batch_norm.epsilon)
         producer.kernel.assign(np.asarray(producer.kernel) * np.abs(scale))
         producer.bias.assign(np.asarray(producer.bias) * np.abs(scale))
-        batch_norm.gamma.assign(np.sign(scale))
+        # gamma / sqrt(variance + epsilon) is then exactly sign(scale).
+        batch_norm.gamma.assign(np.sign(scale) * np.sqrt(1 + batch_norm.epsilon))
         batch_norm.beta.assign(beta - mean * scale)
         batch_norm.moving_mean.assign(np.zeros_like(mean))
-        batch_norm.moving_variance.assign(np.full_like(variance, 1 - batch_norm.epsilon))
+        batch_norm.moving_variance.assign(np.ones_like(variance))
     return moved
 
 

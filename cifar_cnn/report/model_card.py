@@ -9,7 +9,6 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models import get_spec, list_models
 from cifar_cnn.report.metrics import best_validation_member, confused_pairs_table, per_class_table
 from cifar_cnn.voting import report_label
@@ -116,11 +115,14 @@ def render_model_card(
             )
             + description
         )
-    if recipe.get("teacher"):
-        title += f", distilled from {display_name(recipe['teacher'])}"
+    teacher = (training or {}).get("teacher")
+    if teacher:
+        title += f", distilled from {teacher['name']}"
         description = (
-            f"Trained toward {display_name(recipe['teacher'])}'s probabilities as well as the "
-            f"labels (weight {recipe['teacher_weight']:g} on the teacher). " + description
+            f"Trained toward {teacher['name']}'s probabilities as well as the labels (weight "
+            f"{recipe['teacher_weight']:g} on the teacher's), {teacher['name']} scoring "
+            f"{teacher['validation_accuracy']:.2%} with flip TTA on the "
+            f"{teacher['validation_images']:,} validation images. " + description
         )
     kwargs: dict[str, Any] = {
         "title": title,
