@@ -61,6 +61,7 @@ from cifar_cnn.report.model_card import render_model_card
 from cifar_cnn.trust.calibration import apply_temperature
 from cifar_cnn.trust.ood import CheckedPrediction, check_image, verify_detector_files
 from cifar_cnn.video import VideoClassification, classify_video
+from cifar_cnn.voting import mirror_average
 
 #: How many classes `classify` returns unless told.
 DEFAULT_TOP_K = 3
@@ -194,7 +195,7 @@ class CifarClassifier(
             self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         probabilities = self._forward(batch).numpy()
         if flip_tta:
-            probabilities = (probabilities + self._forward(batch[:, :, ::-1]).numpy()) / 2
+            probabilities = mirror_average(probabilities, self._forward(batch[:, :, ::-1]).numpy())
         return probabilities.astype(np.float32)
 
     # ------------------------------------------------------------------ saving and loading

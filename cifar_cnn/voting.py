@@ -11,6 +11,8 @@ Rules:
 - hard: each member votes for its top class with its weight; the class with the most weight
   wins. A tie is broken by the soft score, i.e. the tied class with the highest weighted mean
   probability wins (and, if even that ties, the lowest class index).
+- flip TTA: one model's probabilities for an image and for its mirror image, averaged (a vote of
+  the two views, `mirror_average`; every `flip_tta=True` in the library means this).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ TIE_BREAK = "highest weighted mean probability among the tied classes"
 def report_label(name: str) -> str:
     """How a per-model report is labelled in tables and plots: the ensemble's is its soft vote."""
     return VOTE_LABEL if name == VOTE_KEY else name
+
+
+def mirror_average(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """Test-time augmentation by horizontal flip: the probabilities for the images and for their
+    mirror images, averaged."""
+    return (plain + mirrored) / 2
 
 
 def checked_weights(weights: Sequence[float] | np.ndarray | None, members: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from cifar_cnn.trust.calibration import (
     negative_log_likelihood,
     reliability_bins,
 )
-from cifar_cnn.voting import agreement, hard_vote, soft_vote
+from cifar_cnn.voting import agreement, hard_vote, mirror_average, soft_vote
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -147,7 +147,7 @@ def evaluate_probabilities(
     """The report of `evaluate_classifier` from precomputed probabilities."""
     report = {
         "plain": compute_metrics(plain, y, class_names),
-        "flip_tta": compute_metrics((plain + flipped) / 2, y, class_names),
+        "flip_tta": compute_metrics(mirror_average(plain, flipped), y, class_names),
     }
     if temperature is not None:
         report["temperature_scaled"] = {
@@ -183,7 +183,7 @@ def ensemble_probabilities_with_flips(
     for member in ensemble.members:
         raw, mirrored = predict_with_flips(member, x, batch_size)
         plain.append(member.calibrate(raw))
-        flipped.append(member.calibrate((raw + mirrored) / 2))
+        flipped.append(member.calibrate(mirror_average(raw, mirrored)))
     return np.stack(plain), np.stack(flipped)
 
 
