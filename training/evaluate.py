@@ -158,7 +158,7 @@ def validation_images(
     list of models, the images every one of them was trained without."""
     held_out = held_out_mask(classifier, data)
     if not held_out.any():
-        raise ValueError("the models' validation splits share no image: nothing to fit on")
+        raise ValueError("the models' validation splits share no image")
     return data.x_train[held_out], data.y_train[held_out]
 
 
