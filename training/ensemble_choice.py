@@ -21,8 +21,7 @@ import numpy as np
 from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import Cifar10
 from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.report.metrics import ensemble_probabilities_with_flips
-from cifar_cnn.voting import soft_vote
+from cifar_cnn.report.metrics import ensemble_probabilities_with_flips, soft_vote_accuracy
 from training.evaluate import validation_images
 
 #: Accuracy points (of 100) within which a smaller ensemble is preferred: 4 images of the 2,000
@@ -70,8 +69,8 @@ def rank_subsets(
             candidates.append(
                 Candidate(
                     names=tuple(names[i] for i in rows),
-                    accuracy=_soft_accuracy(plain[rows], weights[rows], y),
-                    flip_tta_accuracy=_soft_accuracy(flipped[rows], weights[rows], y),
+                    accuracy=soft_vote_accuracy(plain[rows], weights[rows], y),
+                    flip_tta_accuracy=soft_vote_accuracy(flipped[rows], weights[rows], y),
                     images=len(y),
                 )
             )
@@ -101,7 +100,3 @@ def candidates_table(candidates: list[Candidate], chosen: Candidate | None = Non
             name = f"**{name}** (chosen)"
         lines.append(f"| {name} | {c.accuracy:.2%} | {c.flip_tta_accuracy:.2%} |")
     return "\n".join(lines)
-
-
-def _soft_accuracy(probabilities: np.ndarray, weights: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(soft_vote(probabilities, weights).argmax(axis=1) == y))

@@ -193,11 +193,14 @@ def vote_accuracies(ensemble, member_probabilities: np.ndarray, y: np.ndarray) -
     return {
         "n": int(len(y)),
         "members": _member_accuracies(ensemble, member_probabilities, y),
-        "soft_accuracy": float(
-            np.mean(soft_vote(member_probabilities, ensemble.weights).argmax(axis=1) == y)
-        ),
+        "soft_accuracy": soft_vote_accuracy(member_probabilities, ensemble.weights, y),
         "hard_accuracy": float(np.mean(hard_vote(member_probabilities, ensemble.weights) == y)),
     }
+
+
+def soft_vote_accuracy(member_probabilities: np.ndarray, weights, y: np.ndarray) -> float:
+    """How often the weighted soft vote of the members' probabilities (M, N, C) is the label."""
+    return float(np.mean(soft_vote(member_probabilities, weights).argmax(axis=1) == y))
 
 
 def best_validation_member(validation: dict[str, Any]) -> str:
