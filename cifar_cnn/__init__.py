@@ -1,9 +1,10 @@
 """cifar_cnn: CIFAR-10 classifiers to train on a CPU, share on the Hugging Face Hub and explain.
 
->>> from cifar_cnn import CifarClassifier
+>>> from cifar_cnn import CifarClassifier, load_pretrained
 >>> clf = CifarClassifier.from_pretrained("resnet_fast")      # a folder, "owner/repo@v1" or a name
 >>> clf.classify("examples/test0000_cat.png")
 {'cat': 0.91, ...}
+>>> load_pretrained("models/ensemble")     # a CifarClassifier or CifarEnsemble, as the folder holds
 
 The library, by concept (each a subpackage or module):
 
@@ -40,6 +41,7 @@ __all__ = [
     "list_models",
     "CifarClassifier",
     "CifarEnsemble",
+    "load_pretrained",
 ]
 
 # Loaded on first use, so that `import cifar_cnn.data` stays fast and free of TensorFlow.
@@ -48,6 +50,7 @@ _LAZY = {
     "list_models": "cifar_cnn.models",
     "CifarClassifier": "cifar_cnn.classifier",
     "CifarEnsemble": "cifar_cnn.ensemble",
+    "load_pretrained": "cifar_cnn.ensemble",
 }
 
 

@@ -34,7 +34,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from cifar_cnn import __version__
 from cifar_cnn.atomic import atomic_write_text
 from cifar_cnn.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE, top_classes
-from cifar_cnn.data.images import ImageLike, to_model_input
+from cifar_cnn.data.images import ImageLike, mirrored, to_model_input
 from cifar_cnn.hub.download import download_snapshot, not_cached_error
 from cifar_cnn.hub.layout import (
     ARTIFACT_PATTERNS,
@@ -195,7 +195,7 @@ class CifarClassifier(
             self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         probabilities = self._forward(batch).numpy()
         if flip_tta:
-            probabilities = mirror_average(probabilities, self._forward(batch[:, :, ::-1]).numpy())
+            probabilities = mirror_average(probabilities, self._forward(mirrored(batch)).numpy())
         return probabilities.astype(np.float32)
 
     # ------------------------------------------------------------------ saving and loading

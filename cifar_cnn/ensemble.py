@@ -37,6 +37,7 @@ from cifar_cnn.hub.layout import (
     read_json,
 )
 from cifar_cnn.hub.reference import is_hub_reference
+from cifar_cnn.models import list_models
 from cifar_cnn.report.model_card import render_ensemble_card
 from cifar_cnn.trust.ood import (
     DETECTOR_FILES,
@@ -229,3 +230,27 @@ class CifarEnsemble:
         }
         ensemble.metrics = read_json(folder / METRICS_FILE)
         return ensemble
+
+
+def load_pretrained(
+    reference: str | os.PathLike, **hub_kwargs: Any
+) -> CifarClassifier | CifarEnsemble:
+    """Whichever a folder, Hub repo id ("owner/name@revision") or registry name holds: a
+    `CifarClassifier`, or a `CifarEnsemble` when its config.json says so.
+
+    >>> load_pretrained("models/ensemble")        # CifarEnsemble
+    >>> load_pretrained("me/cifar10-resnet-fast@v2")   # CifarClassifier
+
+    From the Hub, config.json comes first (one small download) and the loader it names fetches the
+    rest; `hub_kwargs` are as for `from_pretrained`.
+    """
+    folder = Path(reference)
+    if not folder.is_dir():
+        if not is_hub_reference(reference) or str(reference) in list_models():
+            # A registry name, or neither: the classifier's loader says which.
+            return CifarClassifier.from_pretrained(reference, **hub_kwargs)
+        folder = download_snapshot(str(reference), (CONFIG_FILE,), **hub_kwargs)
+        loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
+        return loader.from_pretrained(reference, **hub_kwargs)
+    loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
+    return loader.from_pretrained(folder, **hub_kwargs)

@@ -333,7 +333,7 @@ def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
     hub, hub_api, folders, tmp_path
 ):
     code = """
-        from cifar_cnn.ensemble import CifarEnsemble
+        from cifar_cnn.ensemble import CifarEnsemble, load_pretrained
         from training.push import push_ensemble_folder, push_model_folder
 
         a = push_model_folder(P["old"], "tester/cifar10-member-a")
@@ -356,12 +356,16 @@ def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
             member_folders=[str(member.source_dir) for member in from_hub.members],
             hub=from_hub.predict(IMAGES),
             local=CifarEnsemble.from_pretrained(P["ensemble"]).predict(IMAGES),
+            # One loader for either kind, told apart by the repo's config.json alone.
+            loaded=[type(load_pretrained(r)).__name__
+                    for r in ("tester/cifar10-ensemble", "tester/cifar10-member-a@v1")],
         )
     """
     out = client(hub, tmp_path, code, **folders)
     assert "seed_a (../old)" in out["unpinned"] and "--member" in out["unpinned"]
     assert out["pushed"]["tag"] == "v1"
     assert out["sources"] == ["tester/cifar10-member-a@v1", "tester/cifar10-member-b@v1"]
+    assert out["loaded"] == ["CifarEnsemble", "CifarClassifier"]
     assert "models--tester--cifar10-member-a" in out["member_folders"][0]
     np.testing.assert_array_equal(probabilities(out["hub"]), probabilities(out["local"]))
 

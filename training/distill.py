@@ -28,10 +28,8 @@ from typing import Any
 import numpy as np
 
 from cifar_cnn.atomic import atomic_write_bytes, atomic_write_text
-from cifar_cnn.classifier import CifarClassifier
 from cifar_cnn.data.cifar10 import Cifar10, validation_mask
-from cifar_cnn.ensemble import CifarEnsemble
-from cifar_cnn.hub.layout import is_ensemble, read_config
+from cifar_cnn.ensemble import CifarEnsemble, load_pretrained
 from cifar_cnn.hub.reference import display_name
 from cifar_cnn.models import Recipe
 from training.evaluate import held_out_mask
@@ -49,20 +47,6 @@ class Teacher:
 
     probabilities: np.ndarray
     record: dict[str, Any]
-
-
-def load_teacher(reference: str) -> CifarClassifier | CifarEnsemble:
-    """A model or ensemble, from a folder or a Hub repo id (owner/name[@revision])."""
-    folder = Path(reference)
-    if folder.is_dir():
-        loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
-        return loader.from_pretrained(folder)
-    try:
-        return CifarEnsemble.from_pretrained(reference)
-    except ValueError as error:
-        if "not an ensemble config" not in str(error):
-            raise
-        return CifarClassifier.from_pretrained(reference)
 
 
 def distillation_targets(
@@ -85,7 +69,7 @@ def distillation_targets(
         if saved.get("key") == key:
             print(f"Teacher's probabilities read back from {cached.name}")
             return Teacher(np.load(cached, allow_pickle=False), saved["record"])
-    teacher = load_teacher(recipe.teacher)
+    teacher = load_pretrained(recipe.teacher)
     members = list(teacher.members) if isinstance(teacher, CifarEnsemble) else [teacher]
     val_mask = validation_mask(data.y_train, recipe.validation_fraction, recipe.split_seed)
     seen = val_mask & ~held_out_mask(members, data)

@@ -72,17 +72,6 @@ def predict_images(model: Any, files: list[Path], progress: bool = True) -> list
     return rows
 
 
-def load_model(reference: str) -> Any:
-    """A classifier, or an ensemble when `reference` is an ensemble folder."""
-    from cifar_cnn.classifier import CifarClassifier
-    from cifar_cnn.ensemble import CifarEnsemble
-    from cifar_cnn.hub.layout import is_ensemble, read_config
-
-    if Path(reference).is_dir() and is_ensemble(read_config(reference)):
-        return CifarEnsemble.from_pretrained(reference)
-    return CifarClassifier.from_pretrained(reference)
-
-
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
@@ -101,7 +90,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "model",
-        help="model or ensemble folder, Hub repo id (owner/name[@revision]) or registry name",
+        help="model or ensemble: a folder, Hub repo id (owner/name[@revision]) or registry name",
     )
     parser.add_argument("inputs", nargs="+", type=Path, help="pictures, folders, or one video")
     parser.add_argument("--video", action="store_true", help="treat the input as a video (GIF)")
@@ -125,8 +114,9 @@ def predict_main(argv: list[str] | None = None) -> None:
             raise ValueError("give one video at a time")
         # Heavy imports after the arguments are known good: `--help` and usage errors stay fast.
         from cifar_cnn.atomic import atomic_write_text
+        from cifar_cnn.ensemble import load_pretrained
 
-        model = load_model(args.model)
+        model = load_pretrained(args.model)
         if video:
             limits = {} if args.max_frames is None else {"max_frames": args.max_frames}
             rows = model.classify_video(args.inputs[0], args.every, **limits).rows()

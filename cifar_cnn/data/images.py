@@ -63,6 +63,11 @@ def to_model_input(images: ImageLike | Sequence[ImageLike]) -> tuple[np.ndarray,
     return _prepare_one(images)[None], True
 
 
+def mirrored(images: np.ndarray) -> np.ndarray:
+    """Each image of a batch (N, H, W, C) flipped left to right: what flip TTA also looks at."""
+    return images[:, :, ::-1]
+
+
 def to_pil(image: ImageLike) -> Image.Image:
     """Decode/convert one image to an RGB PIL image (validated) at its own size, except that a
     large JPEG file decodes at a reduced scale (shorter side still >= `DECODE_MIN_SIDE`)."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cifar_cnn.data.cifar10 import CLASS_NAMES
+from cifar_cnn.data.images import mirrored
 from cifar_cnn.trust.calibration import (
     apply_temperature,
     expected_calibration_error,
@@ -133,7 +134,7 @@ def evaluate_classifier(
 def predict_with_flips(classifier, x: np.ndarray, batch_size: int = 500):
     """Raw (uncalibrated) probabilities for the images and for their mirror images."""
     plain = classifier.predict(x, batch_size=batch_size, calibrated=False)
-    flipped = classifier.predict(x[:, :, ::-1], batch_size=batch_size, calibrated=False)
+    flipped = classifier.predict(mirrored(x), batch_size=batch_size, calibrated=False)
     return plain, flipped
 
 
