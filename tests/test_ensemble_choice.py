@@ -67,6 +67,10 @@ def test_cifar_ensemble_choose_scores_every_subset_on_validation_and_builds_noth
     assert len(rows) == 4  # a+b, a+c, b+c, a+b+c
     # Identical models score alike, so the rule takes two of them, not three.
     assert "| **a + b** (chosen) |" in printed
+    # Each model alone, on the same images, for reference: identical models, identical figures.
+    assert "| each model alone (not a candidate) | validation soft vote (100 images) |" in printed
+    alone = [line for line in printed.splitlines() if line.startswith(("| a |", "| b |", "| c |"))]
+    assert len(alone) == 3 and len({line.split("|", 2)[2] for line in alone}) == 1
     assert f"Build it with: cifar-ensemble {folders[0]} {folders[1]} --output" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # nothing written
 

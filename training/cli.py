@@ -360,12 +360,15 @@ def ensemble_main(argv: list[str] | None = None) -> None:
 
 
 def print_choice(models: list[Path], data: Cifar10, equal_weights: bool) -> None:
-    """What `cifar-ensemble --choose` prints: the candidates, best first, and the rule's choice
-    as the command that builds it."""
+    """What `cifar-ensemble --choose` prints: the candidates, best first, each model alone, and
+    the rule's choice as the command that builds it."""
     ensemble = assemble_ensemble(models, equal_weights)
-    candidates = rank_candidates(ensemble, data)
+    candidates, alone = rank_candidates(ensemble, data)
     chosen = choose(candidates)
     print(candidates_table(candidates, chosen))
+    print()
+    print(candidates_table(alone, heading="each model alone (not a candidate)"))
+    print()
     folder_of = dict(zip(ensemble.names, models, strict=True))
     members = " ".join(str(folder_of[name]) for name in chosen.names)
     weighting = " --equal-weights" if equal_weights else ""

@@ -1,6 +1,6 @@
 """Choosing an ensemble's members on validation images, by the rule of docs/training.md.
 
->>> candidates = rank_candidates(assemble_ensemble(folders), data)  # subsets of 2+, best first
+>>> candidates, alone = rank_candidates(assemble_ensemble(folders), data)  # best first
 >>> print(candidates_table(candidates)); choose(candidates).names
 ('resnet_fast', 'resnet_fast_seed1', 'mobilenet_transfer')
 
@@ -39,15 +39,19 @@ class Candidate:
     images: int
 
 
-def rank_candidates(ensemble: CifarEnsemble, data: Cifar10, smallest: int = 2) -> list[Candidate]:
+def rank_candidates(
+    ensemble: CifarEnsemble, data: Cifar10, smallest: int = 2
+) -> tuple[list[Candidate], list[Candidate]]:
     """Every subset of `ensemble`'s members with at least `smallest` of them (each keeping its
-    weight), scored on the validation images none of the members trained on; best first."""
+    weight), scored on the validation images none of the members trained on, best first; and
+    each model alone on the same images (what the subsets are to beat), best first."""
     members: list[CifarClassifier] = list(ensemble.members)
-    if len(members) < smallest:
-        raise ValueError(f"choosing needs at least {smallest} models, got {len(members)}")
+    if len(members) < max(smallest, 2):
+        raise ValueError(f"choosing needs at least {max(smallest, 2)} models, got {len(members)}")
     x_val, y_val = validation_images(members, data)
     plain, flipped = ensemble_probabilities_with_flips(ensemble, x_val)
-    return rank_subsets(ensemble.names, plain, flipped, ensemble.weights, y_val, smallest)
+    ranked = rank_subsets(ensemble.names, plain, flipped, ensemble.weights, y_val, smallest=1)
+    return [c for c in ranked if len(c.names) >= smallest], [c for c in ranked if len(c.names) == 1]
 
 
 def rank_subsets(
@@ -87,11 +91,13 @@ def choose(candidates: list[Candidate], tie_points: float = TIE_POINTS) -> Candi
     return min(close, key=lambda c: (len(c.names), -c.flip_tta_accuracy, -c.accuracy))
 
 
-def candidates_table(candidates: list[Candidate], chosen: Candidate | None = None) -> str:
+def candidates_table(
+    candidates: list[Candidate], chosen: Candidate | None = None, heading: str = "members"
+) -> str:
     """A markdown table of the candidates, the chosen one in bold."""
     images = candidates[0].images if candidates else 0
     lines = [
-        f"| members | validation soft vote ({images} images) | with flip TTA |",
+        f"| {heading} | validation soft vote ({images} images) | with flip TTA |",
         "|---|---:|---:|",
     ]
     for c in candidates:
