@@ -197,6 +197,8 @@ class CifarEnsemble:
             raise ValueError(
                 f"{folder / CONFIG_FILE}: not an ensemble config (type is not 'ensemble')"
             )
+        # A revision names the ensemble's own; each member is pinned by its own "@revision".
+        member_kwargs = {k: v for k, v in hub_kwargs.items() if k != "revision"}
         members, sources, from_hub = [], [], []
         for member in config["members"]:
             source = member["source"]
@@ -206,7 +208,7 @@ class CifarEnsemble:
                 members.append(CifarClassifier.from_pretrained(local.resolve()))
             elif is_hub_reference(source):
                 # A Hub repo id, pinned with @revision: same cache, token and offline mode.
-                members.append(CifarClassifier.from_pretrained(source, **hub_kwargs))
+                members.append(CifarClassifier.from_pretrained(source, **member_kwargs))
             else:
                 raise ValueError(
                     f"ensemble member {member['name']}: no folder {source} next to the ensemble "

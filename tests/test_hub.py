@@ -349,12 +349,17 @@ def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
         }
         pushed = push_ensemble_folder(P["ensemble"], "tester/cifar10-ensemble", members)
         from_hub = CifarEnsemble.from_pretrained("tester/cifar10-ensemble")
+        # A member retrained later (its v2) stays out of the ensemble pinned to its v1, even
+        # when the ensemble itself is loaded by revision.
+        push_model_folder(P["new"], "tester/cifar10-member-a")
+        by_revision = CifarEnsemble.from_pretrained("tester/cifar10-ensemble", revision="main")
         report(
             unpinned=unpinned,
             pushed=pushed,
             sources=from_hub.sources,
             member_folders=[str(member.source_dir) for member in from_hub.members],
             hub=from_hub.predict(IMAGES),
+            by_revision=by_revision.predict(IMAGES),
             local=CifarEnsemble.from_pretrained(P["ensemble"]).predict(IMAGES),
             # One loader for either kind, told apart by the repo's config.json alone.
             loaded=[type(load_pretrained(r)).__name__
@@ -368,6 +373,7 @@ def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
     assert out["loaded"] == ["CifarEnsemble", "CifarClassifier"]
     assert "models--tester--cifar10-member-a" in out["member_folders"][0]
     np.testing.assert_array_equal(probabilities(out["hub"]), probabilities(out["local"]))
+    np.testing.assert_array_equal(probabilities(out["by_revision"]), probabilities(out["local"]))
 
     # A small repo: the config (members by reference), metrics and card, no weights.
     repo = "tester/cifar10-ensemble"
