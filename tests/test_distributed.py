@@ -103,7 +103,7 @@ def test_two_workers_with_lookahead_end_with_identical_weights(tmp_path):
 
 def test_a_killed_worker_fails_the_run_loudly_and_a_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    workers = start_workers(run_dir, 3, tmp_path, "b", timeout=10)
+    workers = start_workers(run_dir, 3, tmp_path, "b", timeout=15)
     deadline = time.time() + 240
     while not (run_dir / "distributed" / "ckpt-1.index").exists():
         assert time.time() < deadline, "no checkpoint appeared"
