@@ -252,7 +252,5 @@ def load_pretrained(
             # A registry name, or neither: the classifier's loader says which.
             return CifarClassifier.from_pretrained(reference, **hub_kwargs)
         folder = download_snapshot(str(reference), (CONFIG_FILE,), **hub_kwargs)
-        loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
-        return loader.from_pretrained(reference, **hub_kwargs)
     loader = CifarEnsemble if is_ensemble(read_config(folder)) else CifarClassifier
-    return loader.from_pretrained(folder, **hub_kwargs)
+    return loader.from_pretrained(reference, **hub_kwargs)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cifar_cnn.ensemble import CifarEnsemble
+from cifar_cnn.ensemble import CifarEnsemble, load_pretrained
 from cifar_cnn.report.metrics import evaluate_ensemble
 
 
@@ -100,3 +100,15 @@ def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn,
     assert "| predictor | test accuracy | with flip TTA |" in card
     assert "On the 100 validation images no member trained on" in card
     assert [m["weight"] for m in config["members"]] == pytest.approx([val_accuracy] * 2)
+
+
+def test_load_pretrained_returns_what_the_folder_holds(trained_seed_cnn, tmp_path):
+    from cifar_cnn.classifier import CifarClassifier
+
+    member = CifarClassifier.load_folder(trained_seed_cnn)
+    CifarEnsemble([member, member], names=["a", "b"]).save_pretrained(tmp_path / "ensemble")
+    assert type(load_pretrained(tmp_path / "ensemble")) is CifarEnsemble
+    assert type(load_pretrained(trained_seed_cnn)) is CifarClassifier
+    assert type(load_pretrained("seed_cnn")) is CifarClassifier  # a registry name
+    with pytest.raises(ValueError, match="no such model folder, and not a Hub repo id"):
+        load_pretrained(tmp_path / "missing" / "folder")
