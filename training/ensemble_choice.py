@@ -40,18 +40,18 @@ class Candidate:
 
 
 def rank_candidates(
-    ensemble: CifarEnsemble, data: Cifar10, smallest: int = 2
+    ensemble: CifarEnsemble, data: Cifar10
 ) -> tuple[list[Candidate], list[Candidate]]:
-    """Every subset of `ensemble`'s members with at least `smallest` of them (each keeping its
-    weight), scored on the validation images none of the members trained on, best first; and
-    each model alone on the same images (what the subsets are to beat), best first."""
+    """Every subset of two or more of `ensemble`'s members (each keeping its weight), scored on
+    the validation images none of the members trained on, best first; and each model alone on
+    the same images (what the subsets are to beat), best first."""
     members: list[CifarClassifier] = list(ensemble.members)
-    if len(members) < max(smallest, 2):
-        raise ValueError(f"choosing needs at least {max(smallest, 2)} models, got {len(members)}")
+    if len(members) < 2:
+        raise ValueError(f"choosing needs at least 2 models, got {len(members)}")
     x_val, y_val = validation_images(members, data)
     plain, flipped = ensemble_probabilities_with_flips(ensemble, x_val)
     ranked = rank_subsets(ensemble.names, plain, flipped, ensemble.weights, y_val, smallest=1)
-    return [c for c in ranked if len(c.names) >= smallest], [c for c in ranked if len(c.names) == 1]
+    return [c for c in ranked if len(c.names) > 1], [c for c in ranked if len(c.names) == 1]
 
 
 def rank_subsets(
