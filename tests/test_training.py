@@ -24,13 +24,6 @@ def first_images(data: Cifar10, n: int) -> Cifar10:
     return Cifar10(data.x_train[:n], data.y_train[:n], data.x_test, data.y_test, "slice")
 
 
-def stopped_early(run_dir) -> None:
-    """Mark the finished run in `run_dir` as stopped before its end, so a rerun resumes it."""
-    state = json.loads((run_dir / "state.json").read_text())
-    state["finished"] = False
-    (run_dir / "state.json").write_text(json.dumps(state))
-
-
 def test_every_model_has_a_recipe_and_flags_override_it():
     assert all(get_spec(name).recipe.model == name for name in list_models())
     args = build_train_parser().parse_args(
@@ -107,23 +100,24 @@ def checkpoint_contents(path) -> tuple[int, list[np.ndarray]]:
 
 
 @pytest.mark.slow
-def test_resume_restores_weights_and_optimizer_step_of_the_same_recipe_only(slice_data, tmp_path):
+def test_a_finished_run_asked_for_more_epochs_trains_on_from_its_checkpoint(slice_data, tmp_path):
     small = first_images(slice_data, 300)
     first = train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path, verbose=0)
     step, weights = checkpoint_contents(tmp_path / first.state.checkpoint / "model.weights.h5")
     assert step == 2 * 3  # two epochs of three steps (270 training images, batch 100)
 
-    stopped_early(tmp_path)  # as if the run had been asked for 3 epochs and stopped after 2
     resumed = train(get_recipe("seed_cnn", epochs=3, batch_size=100), small, tmp_path, verbose=0)
-
     assert [h["epoch"] for h in resumed.state.history] == [1, 2, 3]
     step, later = checkpoint_contents(tmp_path / resumed.state.checkpoint / "model.weights.h5")
     assert step == 3 * 3  # the step counter went on from 6 rather than restarting at 0
     assert any(not np.array_equal(a, b) for a, b in zip(weights, later, strict=True))
 
-    # Resuming needs the same recipe: another is refused, naming what changed.
+    # Going on needs the same recipe: another is refused, naming what changed, and so are
+    # fewer epochs than the run already has.
     with pytest.raises(ValueError, match="different recipe \\(batch_size, learning_rate changed"):
         train(get_recipe("seed_cnn", epochs=4, batch_size=25, learning_rate=0.1), small, tmp_path)
+    with pytest.raises(ValueError, match="holds a run of 3 epochs, more than the 2 asked for"):
+        train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path)
 
 
 def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_weights, tmp_path):
@@ -141,7 +135,7 @@ def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_we
     for trained, pretrained in zip(backbone.get_weights(), original.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, pretrained)  # frozen during the head phase
 
-    stopped_early(tmp_path)  # asked for one more epoch, the run resumes into fine-tuning
+    # Asked for one more epoch, the finished run trains on, into the fine-tuning phase.
     both = train(recipe.replace(epochs=2), small, tmp_path, verbose=0)
     assert [h["epoch"] for h in both.state.history] == [1, 2]
     both.model.load_weights(tmp_path / both.state.checkpoint / "model.weights.h5")

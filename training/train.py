@@ -1,7 +1,8 @@
 """Train a model from a recipe, resumably: `train(recipe, data, run_dir)`.
 
 Rerunning the same command after an interruption (even `kill -9` mid-epoch) continues from the last
-finished epoch: same weights, same optimizer state and step counter, same history.
+finished epoch: same weights, same optimizer state and step counter, same history. Asked for more
+epochs, a finished run trains on the same way.
 """
 
 from __future__ import annotations
@@ -293,6 +294,14 @@ def train(
                 f"{run_dir} holds a run with a different recipe ({', '.join(changed)} changed); "
                 f"rerun with the same flags to resume, or choose another --run-dir"
             )
+        if state.epoch > recipe.epochs:  # its model folder would claim fewer than it had
+            raise ValueError(
+                f"{run_dir} holds a run of {state.epoch} epochs, more than the "
+                f"{recipe.epochs} asked for; choose another --run-dir"
+            )
+        stopped_early = recipe.patience and state.epoch - state.best_epoch >= recipe.patience
+        if state.finished and state.epoch < recipe.epochs and not stopped_early:
+            state.finished = False  # asked for more epochs, a finished run trains on
     teacher = None
     if recipe.teacher:
         if validation is not None:
