@@ -2,8 +2,6 @@
 
 import io
 import pickle
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
@@ -130,17 +128,15 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, slice_data):
 
 
 def test_cli_reports_bad_data_path_in_one_line_without_traceback(tmp_path):
+    from training.cli import train_main
+
     missing = tmp_path / "nowhere.tar.gz"
-    run = subprocess.run(
-        [sys.executable, "-m", "training", "--model", "seed_cnn", "--data", str(missing)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode != 0
-    assert "Traceback" not in run.stderr
-    last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("cifar-train: error:") and str(missing) in last
+    # SystemExit with a message: Python prints the message alone, no traceback, and exits with 1.
+    with pytest.raises(SystemExit) as exit_:
+        train_main(["--model", "seed_cnn", "--data", str(missing), "--run-dir", str(tmp_path)])
+    message = exit_.value.code
+    assert isinstance(message, str) and "\n" not in message
+    assert message.startswith("cifar-train: error:") and str(missing) in message
 
 
 def test_validation_split_is_stratified_seeded_and_disjoint(slice_data):
