@@ -120,6 +120,14 @@ def test_a_finished_run_asked_for_more_epochs_trains_on_from_its_checkpoint(slic
         train(get_recipe("seed_cnn", epochs=2, batch_size=100), small, tmp_path)
 
 
+def test_early_stopping_ends_a_run_after_patience_epochs_without_a_better_score():
+    from training.checkpoint import TrainingState
+
+    state = TrainingState(epoch=5, best_epoch=3)
+    assert state.out_of_patience(2) and not state.out_of_patience(3)
+    assert not state.out_of_patience(0)  # 0: early stopping is off
+
+
 def test_transfer_trains_the_head_first_then_fine_tunes(slice_data, mobilenet_weights, tmp_path):
     small = first_images(slice_data, 128)
     recipe = get_recipe(

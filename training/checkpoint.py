@@ -51,6 +51,11 @@ class TrainingState:
     def save(self, run_dir: Path) -> None:
         atomic_write_text(Path(run_dir) / STATE_FILE, json.dumps(asdict(self), indent=1))
 
+    def out_of_patience(self, patience: int) -> bool:
+        """Whether early stopping ends the run: `patience` epochs (0: off) without a better
+        val_accuracy."""
+        return patience > 0 and self.epoch - self.best_epoch >= patience
+
 
 def atomic_save_weights(model: keras.Model, path: Path) -> None:
     with atomic_path(path) as tmp:

@@ -260,9 +260,8 @@ class _EpochBookkeeper(keras.callbacks.Callback):
         if val_accuracy > state.best_val_accuracy:
             state.best_val_accuracy, state.best_epoch = val_accuracy, epoch + 1
             atomic_save_weights(self.model, self.run_dir / BEST_WEIGHTS)
-        patience = self.recipe.patience
-        if patience and state.epoch - state.best_epoch >= patience:
-            print(f"Early stopping: no val_accuracy gain for {patience} epochs")
+        if state.out_of_patience(self.recipe.patience):
+            print(f"Early stopping: no val_accuracy gain for {self.recipe.patience} epochs")
             state.finished = True
             self.model.stop_training = True
         save_checkpoint(self.run_dir, self.model, state)
@@ -299,7 +298,7 @@ def train(
                 f"{run_dir} holds a run of {state.epoch} epochs, more than the "
                 f"{recipe.epochs} asked for; choose another --run-dir"
             )
-        stopped_early = recipe.patience and state.epoch - state.best_epoch >= recipe.patience
+        stopped_early = state.out_of_patience(recipe.patience)
         if state.finished and state.epoch < recipe.epochs and not stopped_early:
             state.finished = False  # asked for more epochs, a finished run trains on
     teacher = None
