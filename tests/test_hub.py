@@ -287,48 +287,6 @@ def test_offline_mode_loads_from_the_cache_and_fails_clearly_without_it(
     assert "HF_HUB_OFFLINE is set" in message
 
 
-def test_a_corrupted_download_is_refused(hub, hub_api, folders, tmp_path):
-    repo = "tester/cifar10-corrupted"
-    hub_api.create_repo(repo)
-    hub_api.upload_folder(repo_id=repo, folder_path=folders["old"], commit_message="Upload")
-    size = (folders["old"] / "model.weights.h5").stat().st_size
-    hub.serve_truncated(repo, "model.weights.h5", size // 2)  # same ETag, half the bytes
-    code = """
-        try:
-            CifarClassifier.from_pretrained(P["repo"])
-            error = None
-        except ValueError as exception:
-            error = str(exception)
-        report(error=error)
-    """
-    error = client(hub, tmp_path, code, repo=repo)["error"]
-    assert "model.weights.h5: checksum mismatch with config.json" in error
-
-
-def test_a_missing_repo_or_revision_is_a_clear_error(hub, seed_repo, tmp_path):
-    code = """
-        from cifar_cnn.ensemble import CifarEnsemble
-
-        errors = {}
-        for name, load in {
-            "model": lambda: CifarClassifier.from_pretrained("tester/no-such-model"),
-            "revision": lambda: CifarClassifier.from_pretrained("tester/cifar10-seed@v99"),
-            "ensemble": lambda: CifarEnsemble.from_pretrained("tester/no-such-ensemble"),
-        }.items():
-            try:
-                load()
-            except Exception as exception:
-                errors[name] = [type(exception).__name__, str(exception)]
-        report(errors=errors)
-    """
-    errors = client(hub, tmp_path, code)["errors"]
-    assert errors["model"][0] == "RepositoryNotFoundError"
-    assert "tester/no-such-model" in errors["model"][1]
-    assert errors["revision"][0] == "RevisionNotFoundError" and "v99" in errors["revision"][1]
-    assert errors["ensemble"][0] == "RepositoryNotFoundError"
-    assert "tester/no-such-ensemble" in errors["ensemble"][1]
-
-
 def test_an_ensemble_is_pushed_with_pinned_members_and_loads_them_from_the_hub(
     hub, hub_api, folders, tmp_path
 ):
@@ -500,38 +458,77 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(
         )
 
 
-def test_a_pushed_model_with_arbitrary_code_is_refused(hub, hub_api, tmp_path):
+@pytest.fixture(scope="module")
+def refused_loads(hub, hub_api, seed_repo, folders, tmp_path_factory) -> dict:
+    """What one client got for each load that must fail (as [type, message]): a download cut
+    short, a repo, a revision and an ensemble that do not exist, a model with arbitrary code; and
+    what the app served from a pinned repo beside a missing one. One process for all: each client
+    costs a TensorFlow import."""
     import keras
 
     from cifar_cnn.classifier import CifarClassifier
+
+    root = tmp_path_factory.mktemp("refusals")
+    hub_api.create_repo("tester/cifar10-corrupted")
+    hub_api.upload_folder(
+        repo_id="tester/cifar10-corrupted", folder_path=folders["old"], commit_message="Upload"
+    )
+    size = (folders["old"] / "model.weights.h5").stat().st_size
+    hub.serve_truncated("tester/cifar10-corrupted", "model.weights.h5", size // 2)  # same ETag
 
     inputs = keras.Input((32, 32, 3), dtype="uint8")
     hidden = keras.layers.Lambda(lambda x: keras.ops.cast(x, "float32")[:, 0, 0, :1])(inputs)
     outputs = keras.layers.Dense(10, activation="softmax")(hidden)
     CifarClassifier(
         keras.Model(inputs, outputs), config={"architecture": "lambda"}
-    ).save_pretrained(tmp_path / "unsafe")
+    ).save_pretrained(root / "unsafe")
     hub_api.create_repo("tester/unsafe")
-    hub_api.upload_folder(repo_id="tester/unsafe", folder_path=tmp_path / "unsafe")
-    code = """
-        try:
-            CifarClassifier.from_pretrained("tester/unsafe")
-            error = None
-        except ValueError as exception:
-            error = str(exception)
-        report(error=error)
-    """
-    error = client(hub, tmp_path / "home", code)["error"]
-    assert error is not None and "Lambda" in error and "safe_mode" in error
+    hub_api.upload_folder(repo_id="tester/unsafe", folder_path=root / "unsafe")
 
-
-def test_the_app_serves_hub_repos_pinned_to_a_revision(hub, seed_repo, tmp_path):
     code = """
+        from cifar_cnn.ensemble import CifarEnsemble
         from webapp.serving import load_models
 
+        def error_of(load):
+            try:
+                load()
+            except Exception as exception:
+                return [type(exception).__name__, str(exception)]
+
         served = load_models(["tester/cifar10-seed@v1", "tester/no-such-model"])
-        report(names=served.names, failures=sorted(served.failures))
+        report(
+            corrupted=error_of(lambda: CifarClassifier.from_pretrained("tester/cifar10-corrupted")),
+            model=error_of(lambda: CifarClassifier.from_pretrained("tester/no-such-model")),
+            revision=error_of(lambda: CifarClassifier.from_pretrained("tester/cifar10-seed@v99")),
+            ensemble=error_of(lambda: CifarEnsemble.from_pretrained("tester/no-such-ensemble")),
+            unsafe=error_of(lambda: CifarClassifier.from_pretrained("tester/unsafe")),
+            served=served.names,
+            failures=sorted(served.failures),
+        )
     """
-    out = client(hub, tmp_path / "home", code)
-    assert out["names"] == ["tester/cifar10-seed@v1"]
-    assert out["failures"] == ["tester/no-such-model"]
+    return client(hub, root / "home", code)
+
+
+def test_a_corrupted_download_is_refused(refused_loads):
+    kind, message = refused_loads["corrupted"]
+    assert kind == "ValueError"
+    assert "model.weights.h5: checksum mismatch with config.json" in message
+
+
+def test_a_missing_repo_or_revision_is_a_clear_error(refused_loads):
+    assert refused_loads["model"][0] == "RepositoryNotFoundError"
+    assert "tester/no-such-model" in refused_loads["model"][1]
+    kind, message = refused_loads["revision"]
+    assert kind == "RevisionNotFoundError" and "v99" in message
+    assert refused_loads["ensemble"][0] == "RepositoryNotFoundError"
+    assert "tester/no-such-ensemble" in refused_loads["ensemble"][1]
+
+
+def test_a_pushed_model_with_arbitrary_code_is_refused(refused_loads):
+    kind, message = refused_loads["unsafe"]
+    assert kind == "ValueError" and "Lambda" in message and "safe_mode" in message
+
+
+def test_the_app_serves_hub_repos_pinned_to_a_revision(refused_loads):
+    assert refused_loads["served"] == ["tester/cifar10-seed@v1"]
+    assert refused_loads["failures"] == ["tester/no-such-model"]
