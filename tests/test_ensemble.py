@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from cifar_cnn.data.cifar10 import SLICE_PATH
 from cifar_cnn.ensemble import CifarEnsemble, load_pretrained
 from cifar_cnn.report.metrics import evaluate_ensemble
 
@@ -69,24 +70,21 @@ def test_loading_refuses_a_model_folder_as_an_ensemble(trained_seed_cnn):
         CifarEnsemble.from_pretrained(trained_seed_cnn)
 
 
-def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn, tmp_path):
-    import subprocess
-    import sys
+def test_cifar_ensemble_weights_members_by_validation_accuracy(trained_seed_cnn, tmp_path, capsys):
+    from training.cli import ensemble_main
 
     for name in ("a", "b"):
         shutil.copytree(trained_seed_cnn, tmp_path / "models" / name)
-    run = subprocess.run(
-        [sys.executable, "-c", "from training.cli import ensemble_main; ensemble_main()",
-         str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b"),
-         "--output", str(tmp_path / "models" / "ensemble"), "--data", "data/cifar10_slice.npz"],
-        capture_output=True, text=True, timeout=300,
+    ensemble_main(
+        [str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b"),
+         "--output", str(tmp_path / "models" / "ensemble"), "--data", str(SLICE_PATH)]
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "soft vote" in run.stdout and "all members agree on 100.0% of 500 images" in run.stdout
+    out = capsys.readouterr().out
+    assert "soft vote" in out and "all members agree on 100.0% of 500 images" in out
     # Judged on the validation images neither member trained on (the slice's 10%), with and
     # without flip TTA; the test set's figures come beside them.
-    assert "validation (100 images no member trained on): soft vote" in run.stdout
-    assert "(flip TTA " in run.stdout
+    assert "validation (100 images no member trained on): soft vote" in out
+    assert "(flip TTA " in out
     config = json.loads((tmp_path / "models" / "ensemble" / "config.json").read_text())
     val_accuracy = json.loads((trained_seed_cnn / "config.json").read_text())["training"][
         "best_val_accuracy"

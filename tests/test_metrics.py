@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -71,17 +69,16 @@ def test_mismatched_lengths_are_refused():
         compute_metrics(one_hot_predictions(np.array([0])), np.array([0, 1]), NAMES)
 
 
-@pytest.mark.slow
-def test_cifar_evaluate_prints_the_table_writes_the_plots_and_compares(trained_seed_cnn, tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-c", "from training.cli import evaluate_main; evaluate_main()",
-         str(trained_seed_cnn), "--data", "data/cifar10_slice.npz", "--output", str(tmp_path),
-         "--errors", "--baseline", str(trained_seed_cnn), "--baseline-label", "itself"],
-        capture_output=True, text=True, timeout=300,
+def test_cifar_evaluate_prints_the_table_writes_the_plots_and_compares(
+    trained_seed_cnn, tmp_path, capsys
+):
+    evaluate_main(
+        [str(trained_seed_cnn), "--data", str(SLICE_PATH), "--output", str(tmp_path), "--errors",
+         "--baseline", str(trained_seed_cnn), "--baseline-label", "itself"]
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "| class | precision | recall | F1 | support |" in run.stdout
-    assert "| airplane |" in run.stdout and "with flip TTA" in run.stdout
+    out = capsys.readouterr().out
+    assert "| class | precision | recall | F1 | support |" in out
+    assert "| airplane |" in out and "with flip TTA" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["plain"]["n"] == 500 and set(metrics) >= {"plain", "flip_tta"}
     for name in (
