@@ -50,11 +50,14 @@ def test_one_cycle_warms_up_then_decays_linearly():
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_resumes_from_the_checkpoint(tmp_path):
+def test_sigkill_mid_run_then_rerun_resumes_from_the_checkpoint(slice_data, tmp_path):
+    small = first_images(slice_data, 300)
+    np.savez(tmp_path / "small.npz", x_train=small.x_train, y_train=small.y_train,
+             x_test=small.x_test[:10], y_test=small.y_test[:10])  # fmt: skip
     run_dir = tmp_path / "run"
     command = [
         sys.executable, "-m", "training", "--model", "seed_cnn",
-        "--data", "data/cifar10_slice.npz", "--epochs", "3", "--batch-size", "32",
+        "--data", str(tmp_path / "small.npz"), "--epochs", "3", "--batch-size", "32",
         "--run-dir", str(run_dir), "--output", str(tmp_path / "model"), "--no-evaluate",
     ]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
