@@ -3,10 +3,10 @@
     python bench/suite_time.py                      # -n 2 against -n 3, twice each
     python bench/suite_time.py --workers 2 --rounds 1 -- -m "not slow"
 
-Runs `python -m pytest -n N -q` (README's test command, after `lint-imports`) for every N in
-`--workers`, interleaved `--rounds` times, and prints each run's wall time, whether it passed, and
-the share of the machine's CPU time that was busy (from /proc/stat, so anything else running
-counts too: run it on a quiet machine). Many tests wait on subprocesses, servers and a browser;
+Runs `python -m pytest -n N -q` (README's test command without its `lint-imports` step) for
+each N in `--workers`, interleaved `--rounds` times, and prints each run's wall time, whether it
+passed, and the share of the machine's CPU time that was busy (from /proc/stat, so anything else
+running counts too: run it on a quiet machine). Many tests wait on subprocesses, servers and a browser;
 a busy share well under 100% says another test process could use the gaps.
 """
 
