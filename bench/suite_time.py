@@ -6,8 +6,8 @@
 Runs `python -m pytest -n N -q` (README's test command without its `lint-imports` step) for
 each N in `--workers`, interleaved `--rounds` times, and prints each run's wall time, whether it
 passed, and the share of the machine's CPU time that was busy (from /proc/stat, so anything else
-running counts too: run it on a quiet machine). Many tests wait on subprocesses, servers and a browser;
-a busy share well under 100% says another test process could use the gaps.
+running counts too: run it on a quiet machine). Many tests wait on subprocesses, servers and a
+browser; a busy share well under 100% says another test process could use the gaps.
 """
 
 import argparse
