@@ -92,6 +92,29 @@ def test_a_card_for_another_seed_of_a_recipe_says_so_in_its_title(trained_seed_c
     classifier.config["training"]["recipe"]["seed"] = 3
     card = str(render_model_card(classifier.config, None))
     assert "# CIFAR-10 seed_cnn, seed 3\n" in card and "run again from seed 3" in card
+    assert "the same validation images" in card
+
+    classifier.config["training"]["recipe"]["validation_fraction"] = 0.04
+    card = str(render_model_card(classifier.config, None))
+    assert "validation_fraction 0.04 (the recipe's 0.1)" in card
+    assert "and another validation split" in card
+
+
+def test_recipe_changes_name_what_a_run_changed_from_its_registered_recipe():
+    from cifar_cnn.models.registry import get_recipe
+    from cifar_cnn.report.model_card import recipe_changes
+
+    registered = get_recipe("mobilenet_transfer").to_dict()
+    run = get_recipe(
+        "mobilenet_transfer", epochs=15, seed=1, teacher="models/ensemble",
+        model_options={"input_size": 160, "backbone_weights": "/some/file.h5"},
+    ).to_dict()  # fmt: skip
+    run["flip_tta"] = True  # a setting older recipes had: not a change
+    assert recipe_changes(run, registered) == [
+        "epochs 15 (the recipe's 12)",
+        "input_size 160 (the recipe's 128)",
+    ]  # the seed, the teacher and a weights file's path are said elsewhere or not at all
+    assert recipe_changes(registered, registered) == []
 
 
 def test_temperature_fitted_on_validation_scales_predict_but_not_the_ranking(

@@ -85,6 +85,34 @@ def card_data(
     )
 
 
+#: Recipe settings a card does not list as changes: the seed has its own sentence, the teacher
+#: its own paragraph.
+_NOT_CHANGES = {"seed", "teacher", "teacher_weight"}
+
+
+def recipe_changes(recipe: dict[str, Any], registered: dict[str, Any]) -> list[str]:
+    """How a run's recipe differs from its architecture's registered one, as "epochs 15 (the
+    recipe's 12)"; model options count where the registered recipe sets them (so a weights file
+    path given on the command line is not a change), and settings it lacks are ignored."""
+    changes = []
+    for key, default in registered.items():
+        if key in _NOT_CHANGES or key not in recipe:
+            continue
+        if key == "model_options":
+            changes += [
+                f"{option} {recipe[key].get(option)} (the recipe's {value})"
+                for option, value in default.items()
+                if recipe[key].get(option, value) != value
+            ]
+        elif recipe[key] != default:
+            changes.append(f"{key} {recipe[key]} (the recipe's {default})")
+    return changes
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def render_model_card(
     config: dict[str, Any],
     metrics: dict[str, Any] | None,
@@ -102,12 +130,16 @@ def render_model_card(
     training = config.get("training")
     recipe = (training or {}).get("recipe", {})
     seed = recipe.get("seed")
+    changes = recipe_changes(recipe, spec.recipe.to_dict()) if spec else []
     if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
         title = f"CIFAR-10 {architecture}, seed {seed}"
-        same_split = recipe.get("split_seed", seed) == spec.recipe.split_seed
+        same_split = not any(c.startswith("validation_fraction ") for c in changes) and (
+            recipe.get("split_seed", seed) == spec.recipe.split_seed
+        )
         description = (
-            f"{architecture}'s recipe run again from seed {seed}: other initial weights, batch "
-            f"order and augmentation"
+            f"{architecture}'s recipe run again from seed {seed}"
+            + (f", with {_and(changes)}" if changes else "")
+            + ": other initial weights, batch order and augmentation"
             + (
                 "; the same validation images. "
                 if same_split
@@ -115,6 +147,8 @@ def render_model_card(
             )
             + description
         )
+    elif changes:
+        description = f"{architecture}'s recipe with {_and(changes)}. " + description
     teacher = (training or {}).get("teacher")
     if teacher:
         title += f", distilled from {teacher['name']}"
