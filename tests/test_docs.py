@@ -18,6 +18,7 @@ fresh, offline clone. A newcomer pastes these blocks, so they are a specificatio
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import signal
@@ -220,3 +221,30 @@ def heading_anchors(path: Path) -> set[str]:
             repeat += 1
         anchors.add(candidate)
     return anchors
+
+
+def generated_tables(path: Path) -> dict[str, str]:
+    """The `<!-- NAME:start -->` ... `<!-- NAME:end -->` blocks of a page, by NAME."""
+    found = re.findall(r"<!-- (\w+):start -->\n(.*?)\n<!-- \1:end -->", path.read_text(), re.S)
+    return dict(found)
+
+
+def test_the_generated_tables_say_what_the_shipped_folders_say():
+    """scripts/results_table.py wrote README's and docs/trust.md's tables from the model folders'
+    metrics.json and config.json: after a model changes, the script must be run again. Only the
+    milliseconds per image, measured on the machine that ran it, may differ."""
+    spec = importlib.util.spec_from_file_location(
+        "results_table", REPO_ROOT / "scripts" / "results_table.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def without_timings(table: str) -> list[str]:
+        return [row.rsplit("|", 2)[0] for row in table.splitlines()]
+
+    readme = generated_tables(REPO_ROOT / "README.md")
+    assert without_timings(readme["results"]) == without_timings(script.table(timed=False))
+    trust = generated_tables(REPO_ROOT / "docs" / "trust.md")
+    assert trust["trust"] == script.trust_table("../models")
+    assert trust["corruptions"] == script.corruption_table()
+    assert trust["calibration"] == script.calibration_table()

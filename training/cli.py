@@ -6,8 +6,9 @@
     cifar-train --model seed_cnn --folds 5 --epochs 10
     cifar-evaluate models/resnet_fast --data data/cifar10_slice.npz     # prints, writes nothing
     cifar-evaluate runs/seed_cnn/model --data data/cifar10_slice.npz --write   # into it
-    cifar-ensemble models/resnet_fast_seed2 models/mobilenet_transfer --output /tmp/ensemble
-    cifar-ensemble --choose models/resnet_fast models/resnet_fast_seed2 models/mobilenet_transfer
+    cifar-ensemble models/resnet_fast models/resnet_fast_seed3 models/mobilenet_transfer_long \
+        --output /tmp/ensemble
+    cifar-ensemble --choose models/resnet_fast models/resnet_fast_seed3 models/mobilenet_transfer
 
 Every recipe field (see `cifar_cnn.models.Recipe`) is a flag: `--epochs`, `--batch-size`, ...;
 builder options are `--model-option key=value`. Rerunning an interrupted `cifar-train` with the
