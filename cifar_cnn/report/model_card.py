@@ -133,8 +133,9 @@ def render_model_card(
     changes = recipe_changes(recipe, spec.recipe.to_dict()) if spec else []
     if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
         title = f"CIFAR-10 {architecture}, seed {seed}"
-        same_split = not any(c.startswith("validation_fraction ") for c in changes) and (
-            recipe.get("split_seed", seed) == spec.recipe.split_seed
+        same_split = recipe.get("split_seed", seed) == spec.recipe.split_seed and (
+            recipe.get("validation_fraction", spec.recipe.validation_fraction)
+            == spec.recipe.validation_fraction
         )
         description = (
             f"{architecture}'s recipe run again from seed {seed}"
