@@ -113,6 +113,17 @@ def served(trained_seed_cnn):
     return load_models([str(flagship), str(trained_seed_cnn), "/srv/private/missing_model"])
 
 
+def one_folder_per_architecture() -> dict[str, Path]:
+    """The first shipped folder (by name) of each architecture. Folders of one architecture differ
+    only in their weights and records, so tests of saving, loading and publishing take one each."""
+    from cifar_cnn.hub.layout import model_folders, read_config
+
+    first: dict[str, Path] = {}
+    for folder in model_folders(REPO_ROOT / "models"):
+        first.setdefault(read_config(folder)["architecture"], folder)
+    return first
+
+
 def save_legacy_folder(classifier, folder: Path) -> Path:
     """`classifier` saved as folders and repos were before the Keras layout: our config.json
     (with `model_sha256`) beside a zipped model.keras."""

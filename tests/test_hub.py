@@ -22,7 +22,6 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from cifar_cnn.data.cifar10 import REPO_ROOT, SLICE_PATH
-from cifar_cnn.hub.layout import model_folders, read_config
 
 TOKEN = "hf_token_for_the_local_test_hub"
 CLIENT_PRELUDE = """
@@ -407,7 +406,7 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(
     never imports cifar_cnn, and with `from_pretrained("owner/repo@v1")`: both predict exactly
     like the folder. A repo in the legacy layout (pushed before the Keras layout: our config.json
     beside a zipped model.keras) still loads by revision."""
-    from conftest import save_legacy_folder
+    from conftest import one_folder_per_architecture, save_legacy_folder
 
     from cifar_cnn.classifier import CifarClassifier
 
@@ -417,9 +416,7 @@ def test_every_shipped_model_loads_from_the_hub_in_plain_keras_and_by_revision(
     hub_api.create_repo("tester/cifar10-legacy")
     hub_api.upload_folder(repo_id="tester/cifar10-legacy", folder_path=legacy)
     hub_api.create_tag("tester/cifar10-legacy", tag="v1")
-    first_of_each = {}
-    for folder in model_folders(REPO_ROOT / "models"):
-        first_of_each.setdefault(read_config(folder)["architecture"], folder)
+    first_of_each = one_folder_per_architecture()
     assert list(first_of_each) == ["mobilenet_transfer", "resnet_fast", "seed_cnn"]
     shipped = list(first_of_each.values())
     code = """
