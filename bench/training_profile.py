@@ -2,6 +2,7 @@
 
     python bench/training_profile.py                      # resnet_fast, its recipe's batch (1,024)
     python bench/training_profile.py --model seed_cnn --steps 5
+    python bench/training_profile.py --by-layer _MklNativeConv2DBackpropFilter  # per layer
 
 Each precision runs in a fresh process (oneDNN on, as `cifar-train` runs): the recipe's model is
 built and traced, then `--steps` training steps on real images (the shipped slice) are profiled.
@@ -16,6 +17,7 @@ import collections
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,18 +26,23 @@ import time
 
 def profile(model_name: str, policy: str, steps: int) -> dict:
     """Runs inside the child process: {op type: milliseconds per step, "__wall__": ms/step}."""
-    import keras
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     import cifar_cnn  # noqa: F401  (oneDNN on)
     from cifar_cnn.data.cifar10 import load_slice
     from cifar_cnn.models import get_recipe
-    from training.train import build_for_recipe, compile_for_phase, make_dataset
+    from training.train import (
+        build_for_recipe,
+        compile_for_phase,
+        make_dataset,
+        set_mixed_precision,
+    )
 
     recipe = get_recipe(model_name)
     data = load_slice()
-    keras.mixed_precision.set_global_policy(policy)
+    # As `cifar-train` runs: in bfloat16 on a CPU, with XLA fusing the elementwise ops
+    set_mixed_precision({"float32": "off", "mixed_bfloat16": "bf16"}[policy])
     model = build_for_recipe(recipe, data.x_train)
     compile_for_phase(model, recipe, steps, "main")
     x = data.x_train[(list(range(len(data.x_train))) * 2)[: recipe.batch_size]]
@@ -55,6 +62,7 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
     with open(path, "rb") as file:
         space.ParseFromString(file.read())
     per_op: dict[str, float] = collections.Counter()
+    per_layer: dict[str, float] = collections.Counter()  # "OpType layer" -> ms
     for plane in space.planes:
         for line in plane.lines:
             if not line.name.startswith("tf_Compute"):
@@ -62,8 +70,22 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
                 if ":" in name and "::" not in name:  # "layer/op:OpType": one executed op
-                    per_op[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps  # ms
-    return {**per_op, "__wall__": 1000 * wall}
+                    path, op_type = name.rsplit(":", 1)
+                    per_op[op_type] += event.duration_ps / 1e9 / steps  # ms
+                    per_layer[f"{op_type} {keras_layer(path, model.name)}"] += (
+                        event.duration_ps / 1e9 / steps
+                    )
+    return {**per_op, "__wall__": 1000 * wall, "__layers__": per_layer}
+
+
+def keras_layer(op_path: str, model_name: str) -> str:
+    """The Keras layer an op belongs to: "gradient_tape/resnet_fast_1/group2_conv2_1/..." ->
+    "group2_conv2" (the path component after the model's)."""
+    parts = op_path.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.startswith(model_name):
+            return re.sub(r"_\d+$", "", parts[i + 1])
+    return op_path
 
 
 def main() -> None:
@@ -71,6 +93,9 @@ def main() -> None:
     parser.add_argument("--model", default="resnet_fast")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=14, help="op types listed")
+    parser.add_argument(
+        "--by-layer", metavar="OP_TYPE", help="also list this op type's time layer by layer"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -86,6 +111,7 @@ def main() -> None:
         )  # fmt: skip
         results[policy] = json.loads(out.stdout.strip().splitlines()[-1])
     walls = {p: r.pop("__wall__") for p, r in results.items()}
+    layers = {p: r.pop("__layers__") for p, r in results.items()}
     totals = {p: sum(r.values()) for p, r in results.items()}
     ops = sorted(
         set(results["float32"]) | set(results["mixed_bfloat16"]),
@@ -106,6 +132,17 @@ def main() -> None:
     print(f"| all other op types | {rest['float32']:.1f} | "
           f"{100 * rest['float32'] / totals['float32']:.1f}% | {rest['mixed_bfloat16']:.1f} | "
           f"{100 * rest['mixed_bfloat16'] / totals['mixed_bfloat16']:.1f}% |")  # fmt: skip
+
+    if args.by_layer:
+        print(f"\n| layer: `{args.by_layer}` | float32 ms/step | bfloat16 ms/step | float32 / "
+              "bfloat16 |")  # fmt: skip
+        print("|---|---:|---:|---:|")
+        prefix = f"{args.by_layer} "
+        names = {k for r in layers.values() for k in r if k.startswith(prefix)}
+        for key in sorted(names, key=lambda k: -layers["float32"].get(k, 0.0)):
+            f32, bf16 = layers["float32"].get(key, 0.0), layers["mixed_bfloat16"].get(key, 0.0)
+            ratio = f"{f32 / bf16:.1f}" if bf16 else "-"
+            print(f"| {key[len(prefix) :]} | {f32:.1f} | {bf16:.1f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ TensorFlow is imported), all with the model's recipe (batch size, optimizer, los
 - project: as `cifar-train` runs: the same pipeline with oneDNN on, in the recipe's precision
   ("auto": float32 on a CPU, float16 on a GPU);
 - bf16: the project's setting in bfloat16 (`--mixed-precision bf16`), for CPUs with native
-  bfloat16 such as the development machine's AMX Xeon.
+  bfloat16 such as the development machine's AMX Xeon; as `cifar-train` trains in it, with XLA
+  fusing the elementwise ops between oneDNN's convolutions (`training.train.set_mixed_precision`).
 
 Each trains `--steps` batches of real images (the shipped slice, repeated) after a warm-up fit
 that traces the graph, and reports images/s; with `--rounds N` every setting runs N times,

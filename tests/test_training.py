@@ -11,6 +11,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cifar_cnn.data.cifar10 import SLICE_PATH, Cifar10
 from cifar_cnn.models import get_recipe, get_spec, list_models
@@ -179,6 +180,53 @@ def test_onednn_is_on_by_default_once_cifar_cnn_is_imported():
     assert run.stdout.strip() == "0", run.stderr
 
 
+FUSION_PROBE = """
+import glob, json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_dump_to=" + sys.argv[1]
+import numpy as np
+from cifar_cnn.models import create_model
+from training.train import set_mixed_precision
+
+def one_step(mode):
+    set_mixed_precision(mode)
+    model = create_model("resnet_fast", widths=(8, 8, 8))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    model.train_on_batch(images, np.eye(10)[np.arange(8)])
+    return [open(p).read() for p in glob.glob(sys.argv[1] + "/*before_optimizations.txt")]
+
+print(json.dumps({"off": one_step("off"), "bf16": one_step("bf16")}))
+"""
+
+
+def test_bfloat16_on_a_cpu_fuses_the_elementwise_ops_and_leaves_convolutions_to_onednn(tmp_path):
+    # A fresh interpreter, as `cifar-train` runs (the XLA flags are read once per process). XLA
+    # writes out every cluster it compiles: none in float32; in bfloat16, GELU's and BatchNorm's
+    # arithmetic (exponential, rsqrt), and no convolution, pooling or matmul.
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
+    run = subprocess.run(
+        [sys.executable, "-c", FUSION_PROBE, str(tmp_path)], env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    compiled = json.loads(run.stdout.strip().splitlines()[-1])
+    assert compiled["off"] == []
+    hlo = "\n".join(compiled["bf16"])
+    assert " exponential(" in hlo and " rsqrt(" in hlo
+    for kept_on_onednn in (" convolution(", " reduce-window(", " dot("):
+        assert kept_on_onednn not in hlo
+
+
+def test_a_users_own_xla_cluster_choice_stands():
+    code = "import os, training; print(os.environ['TF_XLA_FLAGS'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "--tf_xla_ops_to_cluster=PW,RED,PWRED,BN,MISC" in run.stdout, run.stderr
+    env["TF_XLA_FLAGS"] = "--tf_xla_ops_to_cluster=PW"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "--tf_xla_ops_to_cluster=PW", run.stderr
+
+
 def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slice_data, tmp_path):
     small = first_images(slice_data, 200)
     result = train(
@@ -189,6 +237,7 @@ def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slic
     )
     assert result.precision == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
+    assert tf.config.optimizer.get_jit() == ""  # XLA's fusion ends with the bfloat16 run
     assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
     trained = keras.models.clone_model(result.model)
     trained.load_weights(tmp_path / "best.weights.h5")
@@ -212,6 +261,20 @@ def test_auto_precision_is_bfloat16_only_where_it_measures_faster(monkeypatch):
     assert training_train.resolve_precision("bf16", never_called, 1000) == ("bf16", None)
     monkeypatch.setattr(training_train, "cpu_has_native_bfloat16", lambda: False)
     assert training_train.resolve_precision("auto", never_called, 10**6) == ("off", None)
+
+
+def test_the_cards_hardware_line_names_the_cpus_bfloat16_hardware():
+    # Both kinds of development machine call themselves "Intel(R) Xeon(R) Processor"; AMX is what
+    # makes bfloat16 pay, so the card says which one trained the model.
+    from training.model_folder import hardware_description
+    from training.train import cpu_bfloat16
+
+    model = "model name : Intel(R) Xeon(R) Processor\n"
+    assert cpu_bfloat16(model + "flags : fpu avx512_bf16 amx_bf16 amx_tile\n") == "AMX"
+    assert cpu_bfloat16(model + "flags : fpu avx512f avx512_bf16\n") == "AVX512-BF16"
+    assert cpu_bfloat16(model + "flags : fpu avx2\n") == "none"
+    said = {"AMX": "(with AMX)", "AVX512-BF16": "(with AVX512-BF16, no AMX)"}
+    assert said.get(cpu_bfloat16(), "(no native bfloat16)") in hardware_description()
 
 
 def test_the_precision_probe_times_both_precisions_and_restores_float32(slice_data):

@@ -32,11 +32,12 @@ from cifar_cnn.trust.calibration import (
 )
 from cifar_cnn.voting import validation_weights
 from training.evaluate import evaluate_and_report, validation_images
-from training.train import TrainResult
+from training.train import TrainResult, cpu_bfloat16
 
 
 def hardware_description() -> str:
-    """CPU model and core count (and GPUs, if TensorFlow sees any)."""
+    """CPU model, its bfloat16 hardware and core count (and GPUs, if TensorFlow sees any): two
+    2-core "Intel(R) Xeon(R) Processor"s can differ by AMX, which decides bfloat16's speed."""
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,7 +47,10 @@ def hardware_description() -> str:
     except OSError:
         pass
     gpus = tf.config.list_physical_devices("GPU")
-    text = f"{cpu}, {os.cpu_count()} cores"
+    bfloat16 = {"AMX": "with AMX", "AVX512-BF16": "with AVX512-BF16, no AMX"}.get(
+        cpu_bfloat16(), "no native bfloat16"
+    )
+    text = f"{cpu} ({bfloat16}), {os.cpu_count()} cores"
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
     text += f", TF_ENABLE_ONEDNN_OPTS={onednn}"
     return text + (f", {len(gpus)} GPU(s)" if gpus else ", no GPU")

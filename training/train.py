@@ -50,16 +50,25 @@ class TrainResult:
 PRECISION_POLICIES = {"off": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
 
 
+def cpu_bfloat16(cpuinfo: str | None = None) -> str:
+    """How this CPU computes bfloat16, per /proc/cpuinfo (or the `cpuinfo` text given): "AMX"
+    (Intel's matrix tiles, with AVX512-BF16 beside them), "AVX512-BF16" (vector instructions
+    only) or "none"."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return "none"
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    if "amx_bf16" in flags:
+        return "AMX"
+    return "AVX512-BF16" if "avx512_bf16" in flags else "none"
+
+
 def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (Intel AMX or AVX512_BF16), per /proc/cpuinfo.
+    """Whether this CPU computes bfloat16 in hardware (Intel AMX or AVX512-BF16).
 
     Without it TensorFlow emulates bfloat16, which is slower than float32."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return cpu_bfloat16() != "none"
 
 
 #: bfloat16 must train this much faster than float32 in the probe to be chosen: identical runs
@@ -106,12 +115,12 @@ def probe_step_speeds(
     since identical runs here differ by up to 1.8x. Leaves the float32 policy set."""
     images, labels = next(iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation)))
     models = {}
-    for policy in ("float32", "mixed_bfloat16"):
-        keras.mixed_precision.set_global_policy(policy)
+    for mode in ("off", "bf16"):  # each traced under its own setting, before timing
+        policy = set_mixed_precision(mode)
         models[policy] = build_for_recipe(recipe, x)
         compile_for_phase(models[policy], recipe, steps, "main")
-        models[policy].train_on_batch(images, labels)  # traced before timing
-    keras.mixed_precision.set_global_policy("float32")
+        models[policy].train_on_batch(images, labels)
+    set_mixed_precision("off")
     seconds: dict[str, list[float]] = {policy: [] for policy in models}
     for _ in range(rounds):
         for policy, model in models.items():
@@ -125,16 +134,25 @@ def probe_step_speeds(
 def set_mixed_precision(mode: str) -> str:
     """Apply a mixed-precision policy ("off", "bf16", "fp16"; "auto" as `resolve_precision`
     decides without a probe) and return its name. Variables stay float32 either way; `train`
-    returns a float32 model."""
+    returns a float32 model.
+
+    bfloat16 on a CPU also turns on XLA's auto-clustering, restricted to elementwise ops (see
+    `training/__init__.py`), for the functions traced from here on. With AMX the convolutions get
+    so fast that the ops between them (GELU, BatchNorm, casts: one memory pass each, bfloat16
+    emulated by Eigen) took 1,576 of resnet_fast's 2,477 ms of op time per step; fused, its
+    bfloat16 step went from 1,657 to 1,325 ms on the AMX Xeon (`bench/training_profile.py`,
+    docs/performance.md). Whole-model XLA is slower: its convolutions are not oneDNN's. Any other
+    mode turns the clustering off."""
     if mode == "auto":
         mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
     if mode not in PRECISION_POLICIES:
         raise ValueError(f"unknown mixed precision {mode!r}; choose auto, off, bf16 or fp16")
-    if mode == "bf16" and not tf.config.list_physical_devices("GPU"):
-        if not cpu_has_native_bfloat16():
-            print("Note: this CPU has no native bfloat16; it will be emulated, slowly")
+    on_cpu = not tf.config.list_physical_devices("GPU")
+    if mode == "bf16" and on_cpu and not cpu_has_native_bfloat16():
+        print("Note: this CPU has no native bfloat16; it will be emulated, slowly")
     policy = PRECISION_POLICIES[mode]
     keras.mixed_precision.set_global_policy(policy)
+    tf.config.optimizer.set_jit("autoclustering" if mode == "bf16" and on_cpu else False)
     return policy
 
 
@@ -383,7 +401,7 @@ def train(
 def _as_float32(model: keras.Model, recipe: Recipe, x_train: np.ndarray) -> keras.Model:
     """The same network rebuilt under the float32 policy with the trained weights, so the saved
     model computes (and evaluates) in float32 on any machine. Restores the float32 policy."""
-    keras.mixed_precision.set_global_policy("float32")
+    set_mixed_precision("off")
     float32_model = build_for_recipe(recipe, x_train)
     float32_model.set_weights(model.get_weights())
     return float32_model
