@@ -100,6 +100,22 @@ def test_a_card_for_another_seed_of_a_recipe_says_so_in_its_title(trained_seed_c
     assert "and another validation split" in card
 
 
+def test_a_card_says_when_its_run_computed_in_bfloat16(trained_seed_cnn):
+    from cifar_cnn.report.model_card import render_model_card
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config["training"]["precision"] = "float32"
+    assert "bfloat16" not in str(render_model_card(classifier.config, None)).split("## Use it")[0]
+    classifier.config["training"]["precision"] = "mixed_bfloat16"
+    card = str(render_model_card(classifier.config, None))
+    assert "# CIFAR-10 seed CNN (the original design), trained in bfloat16\n" in card
+    assert "seed_cnn's recipe with " in card  # the fixture's short run changes it too
+    assert "bfloat16 arithmetic (its weights kept and saved in float32)" in card
+    classifier.config["training"]["recipe"]["seed"] = 3
+    card = str(render_model_card(classifier.config, None))
+    assert "# CIFAR-10 seed_cnn, seed 3, trained in bfloat16\n" in card
+
+
 def test_recipe_changes_name_what_a_run_changed_from_its_registered_recipe():
     from cifar_cnn.models.registry import get_recipe
     from cifar_cnn.report.model_card import recipe_changes

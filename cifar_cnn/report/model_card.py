@@ -131,6 +131,9 @@ def render_model_card(
     recipe = (training or {}).get("recipe", {})
     seed = recipe.get("seed")
     changes = recipe_changes(recipe, spec.recipe.to_dict()) if spec else []
+    bfloat16 = (training or {}).get("precision") == "mixed_bfloat16"  # the arithmetic, not recipe
+    if bfloat16:
+        changes.append("bfloat16 arithmetic (its weights kept and saved in float32)")
     if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
         title = f"CIFAR-10 {architecture}, seed {seed}"
         same_split = recipe.get("split_seed", seed) == spec.recipe.split_seed and (
@@ -150,6 +153,8 @@ def render_model_card(
         )
     elif changes:
         description = f"{architecture}'s recipe with {_and(changes)}. " + description
+    if bfloat16:
+        title += ", trained in bfloat16"
     teacher = (training or {}).get("teacher")
     if teacher:
         title += f", distilled from {teacher['name']}"
