@@ -141,8 +141,8 @@ def set_mixed_precision(mode: str) -> str:
     so fast that the ops between them (GELU, BatchNorm, casts: one memory pass each, bfloat16
     emulated by Eigen) took 1,576 of resnet_fast's 2,477 ms of op time per step; fused, its
     bfloat16 step went from 1,657 to 1,325 ms on the AMX Xeon (`bench/training_profile.py`,
-    docs/performance.md). Whole-model XLA is slower: its convolutions are not oneDNN's. Any other
-    mode turns the clustering off."""
+    docs/performance.md). Whole-model XLA was slower (issue #21), so XLA gets only what lies
+    between the convolutions. Any other mode turns the clustering off."""
     if mode == "auto":
         mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
     if mode not in PRECISION_POLICIES:
