@@ -38,17 +38,16 @@ from training.train import TrainResult, cpu_bfloat16
 def hardware_description() -> str:
     """CPU model, its bfloat16 hardware and core count (and GPUs, if TensorFlow sees any): two
     2-core "Intel(R) Xeon(R) Processor"s can differ by AMX, which decides bfloat16's speed."""
-    cpu = "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        cpuinfo = ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+             if line.startswith("model name")]  # fmt: skip
+    cpu = names[0] if names else "unknown CPU"
     gpus = tf.config.list_physical_devices("GPU")
     bfloat16 = {"AMX": "with AMX", "AVX512-BF16": "with AVX512-BF16, no AMX"}.get(
-        cpu_bfloat16(), "no native bfloat16"
+        cpu_bfloat16(cpuinfo), "no native bfloat16"
     )
     text = f"{cpu} ({bfloat16}), {os.cpu_count()} cores"
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
