@@ -245,6 +245,21 @@ def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slic
         np.testing.assert_array_equal(saved, returned)
 
 
+def test_a_bfloat16_run_that_fails_leaves_the_process_in_float32(slice_data, tmp_path):
+    small = first_images(slice_data, 200)
+    wrong_size = (small.x_test[:10, :16, :16], small.y_test[:10])  # fails at validation
+    with pytest.raises(ValueError):
+        train(
+            get_recipe("seed_cnn", epochs=1, batch_size=100, mixed_precision="bf16"),
+            small,
+            tmp_path,
+            validation=wrong_size,
+            verbose=0,
+        )
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert tf.config.optimizer.get_jit() == ""
+
+
 def test_auto_precision_is_bfloat16_only_where_it_measures_faster(monkeypatch):
     import training.train as training_train
 

@@ -30,7 +30,7 @@ from training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from training.distill import distillation_targets
+from training.distill import Teacher, distillation_targets
 from training.lookahead import Lookahead
 from training.schedules import build_schedule
 
@@ -332,6 +332,38 @@ def train(
     )
     keras.utils.set_random_seed(recipe.seed)  # after the probe: the run itself is reproducible
     precision = set_mixed_precision(mode)
+    try:
+        model = _fit(recipe, run_dir, state, x_train, y_train, x_val, y_val, teacher, verbose)
+    finally:  # also when the run fails or is interrupted: the process goes on in float32
+        set_mixed_precision("off")
+    if precision != "float32":
+        model = _as_float32(model, recipe, x_train)
+    speeds = [h["images_per_second"] for h in state.history]
+    return TrainResult(
+        model=model,
+        state=state,
+        val_accuracy=state.best_val_accuracy,
+        images_per_second=float(np.median(speeds)) if speeds else 0.0,
+        train_seconds=float(sum(h["seconds"] for h in state.history)),
+        precision=precision,
+        precision_choice=precision_choice,
+        teacher=None if teacher is None else teacher.record,
+    )
+
+
+def _fit(
+    recipe: Recipe,
+    run_dir: Path,
+    state: TrainingState,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    teacher: Teacher | None,
+    verbose: int | str,
+) -> keras.Model:
+    """`train`'s epochs, under the precision policy already set, recorded in `state` and
+    `run_dir`: returns the model with the best validation weights (in that policy)."""
     train_ds = make_dataset(
         x_train, y_train, recipe.batch_size, recipe.augmentation, shuffle=True, seed=recipe.seed,
         teacher=None if teacher is None else teacher.probabilities,
@@ -383,19 +415,7 @@ def train(
             # skips it, which is what we want (only the model weights matter from here).
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(run_dir / BEST_WEIGHTS)
-    if precision != "float32":
-        model = _as_float32(model, recipe, x_train)
-    speeds = [h["images_per_second"] for h in state.history]
-    return TrainResult(
-        model=model,
-        state=state,
-        val_accuracy=state.best_val_accuracy,
-        images_per_second=float(np.median(speeds)) if speeds else 0.0,
-        train_seconds=float(sum(h["seconds"] for h in state.history)),
-        precision=precision,
-        precision_choice=precision_choice,
-        teacher=None if teacher is None else teacher.record,
-    )
+    return model
 
 
 def _as_float32(model: keras.Model, recipe: Recipe, x_train: np.ndarray) -> keras.Model:
