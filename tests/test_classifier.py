@@ -133,6 +133,26 @@ def test_recipe_changes_name_what_a_run_changed_from_its_registered_recipe():
     assert recipe_changes(registered, registered) == []
 
 
+def test_a_card_for_a_reshaped_network_names_the_change_in_its_title(trained_seed_cnn):
+    from cifar_cnn.models.resnet_fast import build_resnet_fast
+    from cifar_cnn.report.model_card import architecture_changes, render_model_card
+
+    assert architecture_changes({"widths": [128, 384, 384]}, build_resnet_fast) == [
+        "widths [128, 384, 384] (the default [64, 256, 256])"
+    ]
+    assert architecture_changes({"widths": [64, 256, 256]}, build_resnet_fast) == []
+    assert architecture_changes({"whitening_images": "/some/file.npy"}, build_resnet_fast) == []
+
+    classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
+    classifier.config["training"]["recipe"]["model_options"] = {"filters": [64, 128, 256]}
+    card = str(render_model_card(classifier.config, None))
+    assert "# CIFAR-10 seed_cnn, filters [64, 128, 256]\n" in card
+    assert "filters [64, 128, 256] (the default [32, 64, 128])" in card
+    classifier.config["training"]["recipe"]["seed"] = 3
+    card = str(render_model_card(classifier.config, None))
+    assert "# CIFAR-10 seed_cnn, filters [64, 128, 256], seed 3\n" in card
+
+
 def test_temperature_fitted_on_validation_scales_predict_but_not_the_ranking(
     trained_seed_cnn, slice_data
 ):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,30 @@ def recipe_changes(recipe: dict[str, Any], registered: dict[str, Any]) -> list[s
     return changes
 
 
+def architecture_changes(model_options: dict[str, Any], build: Any) -> list[str]:
+    """Builder options a run set that its registered recipe leaves at the builder's default
+    (say resnet_fast's widths), as "widths [128, 384, 384] (the default [64, 256, 256])": these
+    change the network itself. Only numbers, booleans and sequences of them are compared, so a
+    file path given on the command line is neither a change nor shown."""
+    changes = []
+    for name, parameter in inspect.signature(build).parameters.items():
+        default = parameter.default
+        if name not in model_options or not _plain_value(default):
+            continue
+        value = model_options[name]
+        if isinstance(default, tuple):
+            default = list(default)
+        if _plain_value(value) and value != default:
+            changes.append(f"{name} {value} (the default {default})")
+    return changes
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_plain_value(v) for v in value)
+    return isinstance(value, bool | int | float)
+
+
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -131,11 +156,27 @@ def render_model_card(
     recipe = (training or {}).get("recipe", {})
     seed = recipe.get("seed")
     changes = recipe_changes(recipe, spec.recipe.to_dict()) if spec else []
+    registered_options = spec.recipe.model_options if spec else {}
+    reshaped = (
+        architecture_changes(
+            {
+                k: v
+                for k, v in recipe.get("model_options", {}).items()
+                if k not in registered_options
+            },
+            spec.build,
+        )
+        if spec
+        else []
+    )
+    if reshaped:  # another network than the spec's title names
+        title = f"CIFAR-10 {architecture}, " + ", ".join(c.split(" (")[0] for c in reshaped)
+        changes = reshaped + changes
     bfloat16 = (training or {}).get("precision") == "mixed_bfloat16"  # the arithmetic, not recipe
     if bfloat16:
         changes.append("bfloat16 arithmetic (its weights kept and saved in float32)")
     if spec and seed is not None and seed != spec.recipe.seed:  # another run of the same recipe
-        title = f"CIFAR-10 {architecture}, seed {seed}"
+        title = (title if reshaped else f"CIFAR-10 {architecture}") + f", seed {seed}"
         same_split = recipe.get("split_seed", seed) == spec.recipe.split_seed and (
             recipe.get("validation_fraction", spec.recipe.validation_fraction)
             == spec.recipe.validation_fraction
