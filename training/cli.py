@@ -6,7 +6,8 @@
     cifar-train --model seed_cnn --folds 5 --epochs 10
     cifar-evaluate models/resnet_fast --data data/cifar10_slice.npz     # prints, writes nothing
     cifar-evaluate runs/seed_cnn/model --data data/cifar10_slice.npz --write   # into it
-    cifar-ensemble models/resnet_fast models/resnet_fast_bf16 models/mobilenet_transfer_long
+    cifar-ensemble models/resnet_fast_bf16_seed1 models/resnet_fast_wide \
+        models/mobilenet_transfer_long
     cifar-ensemble --choose models/resnet_fast models/resnet_fast_seed3 models/mobilenet_transfer
 
 Every recipe field (see `cifar_cnn.models.Recipe`) is a flag: `--epochs`, `--batch-size`, ...;
