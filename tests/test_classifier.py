@@ -137,11 +137,11 @@ def test_a_card_for_a_reshaped_network_names_the_change_in_its_title(trained_see
     from cifar_cnn.models.resnet_fast import build_resnet_fast
     from cifar_cnn.report.model_card import architecture_changes, render_model_card
 
-    assert architecture_changes({"widths": [128, 384, 384]}, build_resnet_fast) == [
-        "widths [128, 384, 384] (the default [64, 256, 256])"
-    ]
-    assert architecture_changes({"widths": [64, 256, 256]}, build_resnet_fast) == []
-    assert architecture_changes({"whitening_images": "/some/file.npy"}, build_resnet_fast) == []
+    assert architecture_changes({"widths": [128, 384, 384]}, build_resnet_fast) == {
+        "widths": ([128, 384, 384], [64, 256, 256])
+    }
+    assert architecture_changes({"widths": [64, 256, 256]}, build_resnet_fast) == {}
+    assert architecture_changes({"whitening_images": "/some/file.npy"}, build_resnet_fast) == {}
 
     classifier = CifarClassifier.from_pretrained(trained_seed_cnn)
     classifier.config["training"]["recipe"]["model_options"] = {"filters": [64, 128, 256]}

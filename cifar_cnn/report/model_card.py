@@ -110,12 +110,12 @@ def recipe_changes(recipe: dict[str, Any], registered: dict[str, Any]) -> list[s
     return changes
 
 
-def architecture_changes(model_options: dict[str, Any], build: Any) -> list[str]:
-    """Builder options a run set that its registered recipe leaves at the builder's default
-    (say resnet_fast's widths), as "widths [128, 384, 384] (the default [64, 256, 256])": these
-    change the network itself. Only numbers, booleans and sequences of them are compared, so a
-    file path given on the command line is neither a change nor shown."""
-    changes = []
+def architecture_changes(model_options: dict[str, Any], build: Any) -> dict[str, tuple[Any, Any]]:
+    """Builder options a run set that its registered recipe leaves at the builder's default (say
+    resnet_fast's widths), as {option: (value, default)}: these change the network itself. Only
+    numbers, booleans and sequences of them are compared, so a file path given on the command line
+    is neither a change nor shown."""
+    changes = {}
     for name, parameter in inspect.signature(build).parameters.items():
         default = parameter.default
         if name not in model_options or not _plain_value(default):
@@ -124,7 +124,7 @@ def architecture_changes(model_options: dict[str, Any], build: Any) -> list[str]
         if isinstance(default, tuple):
             default = list(default)
         if _plain_value(value) and value != default:
-            changes.append(f"{name} {value} (the default {default})")
+            changes[name] = (value, default)
     return changes
 
 
@@ -156,22 +156,16 @@ def render_model_card(
     recipe = (training or {}).get("recipe", {})
     seed = recipe.get("seed")
     changes = recipe_changes(recipe, spec.recipe.to_dict()) if spec else []
-    registered_options = spec.recipe.model_options if spec else {}
-    reshaped = (
-        architecture_changes(
-            {
-                k: v
-                for k, v in recipe.get("model_options", {}).items()
-                if k not in registered_options
-            },
-            spec.build,
-        )
-        if spec
-        else []
-    )
+    reshaped = {}
+    if spec:
+        options = recipe.get("model_options", {})
+        unregistered = {k: v for k, v in options.items() if k not in spec.recipe.model_options}
+        reshaped = architecture_changes(unregistered, spec.build)
     if reshaped:  # another network than the spec's title names
-        title = f"CIFAR-10 {architecture}, " + ", ".join(c.split(" (")[0] for c in reshaped)
-        changes = reshaped + changes
+        title = f"CIFAR-10 {architecture}, " + ", ".join(
+            f"{k} {v}" for k, (v, _) in reshaped.items()
+        )
+        changes = [f"{k} {v} (the default {d})" for k, (v, d) in reshaped.items()] + changes
     bfloat16 = (training or {}).get("precision") == "mixed_bfloat16"  # the arithmetic, not recipe
     if bfloat16:
         changes.append("bfloat16 arithmetic (its weights kept and saved in float32)")
