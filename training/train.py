@@ -143,11 +143,11 @@ def set_mixed_precision(mode: str) -> str:
     bfloat16 step went from 1,657 to 1,325 ms on the AMX Xeon (`bench/training_profile.py`,
     docs/performance.md). Whole-model XLA was slower (issue #21), so XLA gets only what lies
     between the convolutions. Any other mode turns the clustering off."""
+    on_cpu = not tf.config.list_physical_devices("GPU")
     if mode == "auto":
-        mode = "fp16" if tf.config.list_physical_devices("GPU") else "off"
+        mode = "off" if on_cpu else "fp16"
     if mode not in PRECISION_POLICIES:
         raise ValueError(f"unknown mixed precision {mode!r}; choose auto, off, bf16 or fp16")
-    on_cpu = not tf.config.list_physical_devices("GPU")
     if mode == "bf16" and on_cpu and not cpu_has_native_bfloat16():
         print("Note: this CPU has no native bfloat16; it will be emulated, slowly")
     policy = PRECISION_POLICIES[mode]
