@@ -33,7 +33,7 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
     from cifar_cnn.data.cifar10 import load_slice
     from cifar_cnn.models import get_recipe
     from training.train import (
-        build_for_recipe,
+        build_for_training,
         compile_for_phase,
         make_dataset,
         set_mixed_precision,
@@ -43,7 +43,7 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
     data = load_slice()
     # As `cifar-train` runs: in bfloat16 on a CPU, with XLA fusing the elementwise ops
     set_mixed_precision({"float32": "off", "mixed_bfloat16": "bf16"}[policy])
-    model = build_for_recipe(recipe, data.x_train)
+    model = build_for_training(recipe, data.x_train)
     compile_for_phase(model, recipe, steps, "main")
     x = data.x_train[(list(range(len(data.x_train))) * 2)[: recipe.batch_size]]
     y = data.y_train[(list(range(len(data.y_train))) * 2)[: recipe.batch_size]]

@@ -8,7 +8,8 @@ TensorFlow is imported), all with the model's recipe (batch size, optimizer, los
 
 - baseline: plain `model.fit` on numpy arrays, no augmentation, TensorFlow's default on this CPU
   (oneDNN off);
-- pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch), oneDNN off;
+- pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch) and training model
+  (BatchNorm as fused kernels, `training.batch_norm`), oneDNN off;
 - project: as `cifar-train` runs: the same pipeline with oneDNN on, in the recipe's precision
   ("auto": float32 on a CPU, float16 on a GPU);
 - bf16: the project's setting in bfloat16 (`--mixed-precision bf16`), for CPUs with native
@@ -16,8 +17,10 @@ TensorFlow is imported), all with the model's recipe (batch size, optimizer, los
   fusing the elementwise ops between oneDNN's convolutions (`training.train.set_mixed_precision`).
 
 Each trains `--steps` batches of real images (the shipped slice, repeated) after a warm-up fit
-that traces the graph, and reports images/s; with `--rounds N` every setting runs N times,
-interleaved, and the median is shown. Compare settings as ratios within one run: absolute figures
+that traces the graph, and reports images/s of its median step (the time from one batch's end to
+the next, so the stall of up to 4 s that a `fit` call sometimes has at its start or end on this
+machine is not counted as training); with `--rounds N` every setting runs N times, interleaved,
+and the median is shown. Compare settings as ratios within one run: absolute figures
 move with whatever else the machine is doing.
 
 The same run measures this machine's peak: a 3x3 convolution, 256 to 256 channels at 16x16,
@@ -98,6 +101,7 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     from cifar_cnn.models import get_recipe, get_spec
     from training.train import (
         build_for_recipe,
+        build_for_training,
         compile_for_phase,
         make_dataset,
         set_mixed_precision,
@@ -114,21 +118,29 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     repeats = int(np.ceil(recipe.batch_size * (steps + warmup) / len(data.x_train)))
     x = np.concatenate([data.x_train] * repeats)[: recipe.batch_size * (steps + warmup)]
     y = np.concatenate([data.y_train] * repeats)[: len(x)]
-    model = build_for_recipe(recipe, data.x_train)
+    # The baseline is the model as its builder makes it; the others, as `cifar-train` trains it
+    # (BatchNorm as oneDNN's fused kernels: `training.batch_norm`).
+    build = build_for_recipe if setting == "baseline" else build_for_training
+    model = build(recipe, data.x_train)
     compile_for_phase(model, recipe, steps_per_epoch=steps + warmup, phase="main")
     n_warm = recipe.batch_size * warmup
+    ends: list[float] = []  # when each timed batch finished
+    timer = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter())
+    )
     if setting == "baseline":
         one_hot = keras.utils.to_categorical(y, 10)
         model.fit(x[:n_warm], one_hot[:n_warm], batch_size=recipe.batch_size, verbose=0)
-        started = time.perf_counter()
-        model.fit(x[n_warm:], one_hot[n_warm:], batch_size=recipe.batch_size, verbose=0)
+        model.fit(x[n_warm:], one_hot[n_warm:], batch_size=recipe.batch_size, verbose=0,
+                  callbacks=[timer])  # fmt: skip
     else:
         pipeline = {"batch_size": recipe.batch_size, "augmentation": recipe.augmentation}
         model.fit(make_dataset(x[:n_warm], y[:n_warm], shuffle=True, **pipeline), verbose=0)
         train = make_dataset(x[n_warm:], y[n_warm:], shuffle=True, **pipeline)
-        started = time.perf_counter()
-        model.fit(train, verbose=0)
-    return (len(x) - n_warm) / (time.perf_counter() - started)
+        model.fit(train, verbose=0, callbacks=[timer])
+    # The median time from one batch's end to the next: a stall at the start or end of a `fit`
+    # call (up to 4 s here, now and then) is not a training step's.
+    return recipe.batch_size / float(np.median(np.diff(ends)))
 
 
 def child(*args: str, onednn: str = "1") -> float:

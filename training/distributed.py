@@ -38,12 +38,12 @@ from cifar_cnn.models import Recipe
 from training.checkpoint import TrainingState
 from training.train import (
     TrainResult,
-    _as_float32,
-    build_for_recipe,
+    _plain_float32,
+    build_for_training,
     compile_for_phase,
     lookahead_for,
     make_dataset,
-    set_mixed_precision,
+    mixed_precision,
 )
 
 CHECKPOINTS = "distributed"
@@ -75,7 +75,19 @@ def train_distributed(
 ) -> TrainResult:
     """Train `recipe` data-parallel across the cluster in `TF_CONFIG`, resuming from the chief's
     last checkpoint in `run_dir`. Returns the final weights (on every worker)."""
-    strategy = strategy or make_strategy()
+    with mixed_precision(recipe.mixed_precision) as precision:
+        return _train_epochs(recipe, data, run_dir, strategy or make_strategy(), verbose, precision)
+
+
+def _train_epochs(
+    recipe: Recipe,
+    data: Cifar10,
+    run_dir: str | os.PathLike,
+    strategy: tf.distribute.Strategy,
+    verbose: bool,
+    precision: str,
+) -> TrainResult:
+    """`train_distributed`'s run, under the precision policy already set."""
     replicas = strategy.num_replicas_in_sync
     chief = is_chief(strategy)
     scaled = dataclasses.replace(
@@ -89,7 +101,6 @@ def train_distributed(
     if recipe.teacher:
         raise ValueError("distributed training does not distil (--teacher) yet")
     keras.utils.set_random_seed(recipe.seed)
-    precision = set_mixed_precision(recipe.mixed_precision)
     x_train, y_train, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_fraction, seed=recipe.split_seed
     )
@@ -102,7 +113,7 @@ def train_distributed(
     train_ds = strategy.experimental_distribute_dataset(train_ds.with_options(options))
 
     with strategy.scope():
-        model = build_for_recipe(recipe, x_train)
+        model = build_for_training(recipe, x_train)
         compile_for_phase(model, scaled, steps_per_epoch, "main")
         optimizer, loss_fn = model.optimizer, model.loss
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -216,8 +227,7 @@ def train_distributed(
     # The weights returned are the last epoch's (no best-epoch copy is kept across workers),
     # so the recorded validation accuracy is the last epoch's too.
     state.best_epoch, state.best_val_accuracy = recipe.epochs, history[-1]["val_accuracy"]
-    if precision != "float32":
-        model = _as_float32(model, recipe, x_train)
+    model = _plain_float32(model, recipe, x_train)
     speeds = [h["images_per_second"] for h in history]
     return TrainResult(
         model=model,

@@ -7,11 +7,12 @@ epochs, a finished run trains on the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import tensorflow as tf
 from cifar_cnn.data.augmentation import build_augmentation
 from cifar_cnn.data.cifar10 import NUM_CLASSES, Cifar10, kfold_indices, split_validation
 from cifar_cnn.models import Recipe, create_model, get_spec
+from training.batch_norm import with_fused_batch_norm
 from training.checkpoint import (
     BEST_WEIGHTS,
     TrainingState,
@@ -116,11 +118,10 @@ def probe_step_speeds(
     images, labels = next(iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation)))
     models = {}
     for mode in ("off", "bf16"):  # each traced under its own setting, before timing
-        policy = set_mixed_precision(mode)
-        models[policy] = build_for_recipe(recipe, x)
-        compile_for_phase(models[policy], recipe, steps, "main")
-        models[policy].train_on_batch(images, labels)
-    set_mixed_precision("off")
+        with mixed_precision(mode) as policy:
+            models[policy] = build_for_training(recipe, x)
+            compile_for_phase(models[policy], recipe, steps, "main")
+            models[policy].train_on_batch(images, labels)
     seconds: dict[str, list[float]] = {policy: [] for policy in models}
     for _ in range(rounds):
         for policy, model in models.items():
@@ -129,6 +130,16 @@ def probe_step_speeds(
                 model.train_on_batch(images, labels)
             seconds[policy].append(time.perf_counter() - started)
     return {p: steps * len(images) / float(np.median(s)) for p, s in seconds.items()}
+
+
+@contextlib.contextmanager
+def mixed_precision(mode: str) -> Iterator[str]:
+    """`set_mixed_precision(mode)` for the block (yields the policy's name); afterwards, also
+    when the block fails or is interrupted, the process is back in float32."""
+    try:
+        yield set_mixed_precision(mode)
+    finally:
+        set_mixed_precision("off")
 
 
 def set_mixed_precision(mode: str) -> str:
@@ -142,7 +153,8 @@ def set_mixed_precision(mode: str) -> str:
     emulated by Eigen) took 1,576 of resnet_fast's 2,477 ms of op time per step; fused, its
     bfloat16 step went from 1,657 to 1,325 ms on the AMX Xeon (`bench/training_profile.py`,
     docs/performance.md). Whole-model XLA was slower (issue #21), so XLA gets only what lies
-    between the convolutions. Any other mode turns the clustering off."""
+    between the convolutions, and BatchNorm runs as oneDNN's fused kernels instead
+    (`build_for_training`). Any other mode turns the clustering off."""
     on_cpu = not tf.config.list_physical_devices("GPU")
     if mode == "auto":
         mode = "off" if on_cpu else "fp16"
@@ -196,6 +208,12 @@ def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
     spec = get_spec(recipe.model)
     fitted = spec.fitted_options(x_train) if spec.fitted_options else {}
     return create_model(recipe.model, **{**fitted, **recipe.model_options})
+
+
+def build_for_training(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
+    """`build_for_recipe`'s model as it trains: its BatchNorm layers run as oneDNN's fused kernels
+    (`training.batch_norm`), with the same weights. `train` saves the plain model."""
+    return with_fused_batch_norm(build_for_recipe(recipe, x_train))
 
 
 def lookahead_for(recipe: Recipe, steps_per_epoch: int) -> Lookahead | None:
@@ -331,13 +349,9 @@ def train(
         total_steps,
     )
     keras.utils.set_random_seed(recipe.seed)  # after the probe: the run itself is reproducible
-    precision = set_mixed_precision(mode)
-    try:
+    with mixed_precision(mode) as precision:
         model = _fit(recipe, run_dir, state, x_train, y_train, x_val, y_val, teacher, verbose)
-    finally:  # also when the run fails or is interrupted: the process goes on in float32
-        set_mixed_precision("off")
-    if precision != "float32":
-        model = _as_float32(model, recipe, x_train)
+    model = _plain_float32(model, recipe, x_train)
     speeds = [h["images_per_second"] for h in state.history]
     return TrainResult(
         model=model,
@@ -372,7 +386,7 @@ def _fit(
     val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
 
-    model = build_for_recipe(recipe, x_train)
+    model = build_for_training(recipe, x_train)
     # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
     # state fits; the loop below recompiles when the next phase begins.
     compiled_phase = phase_of(recipe, max(0, state.epoch - 1))
@@ -418,9 +432,10 @@ def _fit(
     return model
 
 
-def _as_float32(model: keras.Model, recipe: Recipe, x_train: np.ndarray) -> keras.Model:
-    """The same network rebuilt under the float32 policy with the trained weights, so the saved
-    model computes (and evaluates) in float32 on any machine. Restores the float32 policy."""
+def _plain_float32(model: keras.Model, recipe: Recipe, x_train: np.ndarray) -> keras.Model:
+    """The recipe's plain model (Keras's own layers, float32 policy) with `model`'s trained
+    weights: what is saved, so it computes (and evaluates) in float32 on any machine, whatever
+    the precision and kernels it trained with. Restores the float32 policy."""
     set_mixed_precision("off")
     float32_model = build_for_recipe(recipe, x_train)
     float32_model.set_weights(model.get_weights())
