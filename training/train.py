@@ -383,8 +383,13 @@ def _fit(
         teacher=None if teacher is None else teacher.probabilities,
         teacher_weight=None if teacher is None else recipe.teacher_weight,
     )  # fmt: skip
-    val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
+    val_batch = max(recipe.batch_size, 500)
+    val_ds = make_dataset(x_val, y_val, val_batch)
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
+    # Both repeat, so `fit` keeps one iterator of each for the whole run: with a fresh iterator
+    # per epoch, whole epochs ran at about 0.6 times the speed now and then (most epochs in some
+    # runs; `python bench/epoch_times.py`), and never with one. Each repetition still reshuffles.
+    train_ds, val_ds = train_ds.repeat(), val_ds.repeat()
 
     model = build_for_training(recipe, x_train)
     # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
@@ -412,7 +417,9 @@ def _fit(
             print(f"Fine-tuning the whole model from epoch {state.epoch + 1}")
         model.fit(
             train_ds,
+            steps_per_epoch=steps_per_epoch,
             validation_data=val_ds,
+            validation_steps=int(np.ceil(len(x_val) / val_batch)),
             epochs=end,
             initial_epoch=state.epoch,
             callbacks=callbacks,
