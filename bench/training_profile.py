@@ -28,9 +28,9 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
     """Runs inside the child process: {op type: milliseconds per step, "__wall__": ms/step}."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    from training_throughput import slice_repeated
 
     import cifar_cnn  # noqa: F401  (oneDNN on)
-    from cifar_cnn.data.cifar10 import load_slice
     from cifar_cnn.models import get_recipe
     from training.train import (
         build_for_training,
@@ -40,13 +40,11 @@ def profile(model_name: str, policy: str, steps: int) -> dict:
     )
 
     recipe = get_recipe(model_name)
-    data = load_slice()
     # As `cifar-train` runs: in bfloat16 on a CPU, with XLA fusing the elementwise ops
     set_mixed_precision({"float32": "off", "mixed_bfloat16": "bf16"}[policy])
-    model = build_for_training(recipe, data.x_train)
+    x, y = slice_repeated(recipe.batch_size)
+    model = build_for_training(recipe, x)
     compile_for_phase(model, recipe, steps, "main")
-    x = data.x_train[(list(range(len(data.x_train))) * 2)[: recipe.batch_size]]
-    y = data.y_train[(list(range(len(data.y_train))) * 2)[: recipe.batch_size]]
     images, labels = next(iter(make_dataset(x, y, recipe.batch_size, recipe.augmentation)))
     for _ in range(2):  # traced, and oneDNN's primitives created
         model.train_on_batch(images, labels)

@@ -91,13 +91,21 @@ def _all_layers(model):
         yield from _all_layers(layer) if hasattr(layer, "layers") else [layer]
 
 
+def slice_repeated(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` real training images and labels: the shipped slice's, repeated as needed."""
+    from cifar_cnn.data.cifar10 import load_slice
+
+    data = load_slice()
+    repeats = -(-count // len(data.x_train))
+    return (np.concatenate([data.x_train] * repeats)[:count],
+            np.concatenate([data.y_train] * repeats)[:count])  # fmt: skip
+
+
 def measure(model_name: str, setting: str, steps: int) -> float:
     """Runs inside the child process; returns images/s."""
     import keras
-    import numpy as np
 
     import cifar_cnn  # noqa: F401
-    from cifar_cnn.data.cifar10 import load_slice
     from cifar_cnn.models import get_recipe, get_spec
     from training.train import (
         build_for_recipe,
@@ -113,15 +121,12 @@ def measure(model_name: str, setting: str, steps: int) -> float:
         recipe = recipe.replace(model_options={**recipe.model_options, "backbone_weights": None})
     if setting in ("project", "bf16"):
         set_mixed_precision(recipe.mixed_precision if setting == "project" else "bf16")
-    data = load_slice()
     warmup = 2
-    repeats = int(np.ceil(recipe.batch_size * (steps + warmup) / len(data.x_train)))
-    x = np.concatenate([data.x_train] * repeats)[: recipe.batch_size * (steps + warmup)]
-    y = np.concatenate([data.y_train] * repeats)[: len(x)]
+    x, y = slice_repeated(recipe.batch_size * (steps + warmup))
     # The baseline is the model as its builder makes it; the others, as `cifar-train` trains it
     # (BatchNorm as oneDNN's fused kernels: `training.batch_norm`).
     build = build_for_recipe if setting == "baseline" else build_for_training
-    model = build(recipe, data.x_train)
+    model = build(recipe, x)
     compile_for_phase(model, recipe, steps_per_epoch=steps + warmup, phase="main")
     n_warm = recipe.batch_size * warmup
     ends: list[float] = []  # when each timed batch finished
