@@ -7,8 +7,9 @@ Each setting runs in a fresh process: the recipe's training model (`training.tra
 optimizer and augmentation, on the shipped slice repeated to `--batches` batches per epoch.
 "fresh" passes the finite dataset to `fit`, which starts a new iterator every epoch (as
 `cifar-train` did before); "one" passes it repeated, with `steps_per_epoch`, as `cifar-train`
-does now. On the 2-core AMX Xeon whole epochs ran at one of two speeds with a fresh iterator,
-never between, and only at the faster one with a single iterator (docs/performance.md).
+does now. Each epoch's wall time is shown with the cores the process kept busy (its CPU time over
+the wall time): on the 2-core AMX Xeon whole epochs ran at one of two speeds, never between, the
+slow ones with the same CPU time on fewer cores (docs/performance.md).
 """
 
 import argparse
@@ -21,12 +22,12 @@ import time
 import numpy as np
 
 
-def epoch_seconds(setting: str, precision: str, epochs: int, batches: int) -> list[float]:
-    """Runs inside the child process."""
+def epoch_seconds(setting: str, precision: str, epochs: int, batches: int) -> list[list[float]]:
+    """Runs inside the child process: [wall seconds, CPU seconds of the whole process] per epoch."""
     import keras
+    from training_throughput import slice_repeated
 
     import cifar_cnn  # noqa: F401  (oneDNN on)
-    from cifar_cnn.data.cifar10 import load_slice
     from cifar_cnn.models import get_recipe
     from training.train import (
         build_for_training,
@@ -36,20 +37,20 @@ def epoch_seconds(setting: str, precision: str, epochs: int, batches: int) -> li
     )
 
     recipe = get_recipe("resnet_fast")
-    data = load_slice()
     set_mixed_precision(precision)
-    n = recipe.batch_size * batches
-    repeats = int(np.ceil(n / len(data.x_train)))
-    x = np.concatenate([data.x_train] * repeats)[:n]
-    y = np.concatenate([data.y_train] * repeats)[:n]
+    x, y = slice_repeated(recipe.batch_size * batches)
     dataset = make_dataset(x, y, recipe.batch_size, recipe.augmentation, shuffle=True)
-    model = build_for_training(recipe, data.x_train)
+    model = build_for_training(recipe, x)
     compile_for_phase(model, recipe, batches, "main")
-    seconds: list[float] = []
-    started = [0.0]
+    seconds: list[list[float]] = []
+    started = [0.0, 0.0]
     timer = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: started.__setitem__(0, time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: seconds.append(time.perf_counter() - started[0]),
+        on_epoch_begin=lambda epoch, logs: started.__setitem__(
+            slice(None), [time.perf_counter(), time.process_time()]
+        ),
+        on_epoch_end=lambda epoch, logs: seconds.append(
+            [time.perf_counter() - started[0], time.process_time() - started[1]]
+        ),
     )
     if setting == "one":
         model.fit(dataset.repeat(), steps_per_epoch=batches, epochs=epochs, verbose=0,
@@ -77,11 +78,12 @@ def main() -> None:
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
             check=True,
         )  # fmt: skip
-        seconds = json.loads(out.stdout.strip().splitlines()[-1])
-        after_first = seconds[1:]  # the first epoch traces and compiles
+        epochs = json.loads(out.stdout.strip().splitlines()[-1])
+        after_first = [wall for wall, _ in epochs[1:]]  # the first epoch traces and compiles
+        each = ", ".join(f"{wall:.1f} ({cpu / wall:.1f})" for wall, cpu in epochs)
         print(f"{setting} iterator: epochs after the first {min(after_first):.1f}-"
-              f"{max(after_first):.1f} s, median {np.median(after_first):.1f}: "
-              + ", ".join(f"{s:.1f}" for s in seconds))  # fmt: skip
+              f"{max(after_first):.1f} s, median {np.median(after_first):.1f}; each in s "
+              f"(cores busy): {each}")  # fmt: skip
 
 
 if __name__ == "__main__":
