@@ -9,7 +9,7 @@ TensorFlow is imported), all with the model's recipe (batch size, optimizer, los
 - baseline: plain `model.fit` on numpy arrays, no augmentation, TensorFlow's default on this CPU
   (oneDNN off);
 - pipeline: the project's tf.data pipeline (shuffle, augmentation, prefetch) and training model
-  (BatchNorm as fused kernels, `training.batch_norm`), oneDNN off;
+  (BatchNorm as fused kernels and more, `training.fast_layers`), oneDNN off;
 - project: as `cifar-train` runs: the same pipeline with oneDNN on, in the recipe's precision
   ("auto": float32 on a CPU, float16 on a GPU);
 - bf16: the project's setting in bfloat16 (`--mixed-precision bf16`), for CPUs with native
@@ -124,7 +124,7 @@ def measure(model_name: str, setting: str, steps: int) -> float:
     warmup = 2
     x, y = slice_repeated(recipe.batch_size * (steps + warmup))
     # The baseline is the model as its builder makes it; the others, as `cifar-train` trains it
-    # (BatchNorm as oneDNN's fused kernels: `training.batch_norm`).
+    # (`training.fast_layers`).
     build = build_for_recipe if setting == "baseline" else build_for_training
     model = build(recipe, x)
     compile_for_phase(model, recipe, steps_per_epoch=steps + warmup, phase="main")

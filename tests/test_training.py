@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from cifar_cnn.data.cifar10 import SLICE_PATH, Cifar10
 from cifar_cnn.models import get_recipe, get_spec, list_models
-from training import batch_norm
+from training import fast_layers
 from training.cli import build_train_parser, recipe_from_args, train_main
 from training.schedules import OneCycle
 from training.train import cross_validate, train
@@ -186,12 +186,12 @@ import glob, json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_dump_to=" + sys.argv[1]
 import numpy as np
 from cifar_cnn.models import create_model
-from training.batch_norm import with_fused_batch_norm
+from training.fast_layers import with_fast_layers
 from training.train import set_mixed_precision
 
 def one_step(mode):
     set_mixed_precision(mode)
-    model = with_fused_batch_norm(create_model("resnet_fast", widths=(8, 8, 8)))
+    model = with_fast_layers(create_model("resnet_fast", widths=(8, 8, 8)))
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     model.train_on_batch(images, np.eye(10)[np.arange(8)])
@@ -241,9 +241,10 @@ def test_bfloat16_training_returns_a_float32_model_with_the_trained_weights(slic
     assert keras.mixed_precision.global_policy().name == "float32"
     assert tf.config.optimizer.get_jit() == ""  # XLA's fusion ends with the bfloat16 run
     assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
-    # It trained with BatchNorm as fused kernels; it comes back with Keras's own layers.
+    # It trained with the fast layers; it comes back with Keras's own.
     assert not any(
-        isinstance(layer, batch_norm.BatchNormalization) for layer in result.model.layers
+        isinstance(layer, (fast_layers.BatchNormalization, fast_layers.Conv2D))
+        for layer in result.model.layers
     )
     trained = keras.models.clone_model(result.model)
     trained.load_weights(tmp_path / "best.weights.h5")

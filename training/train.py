@@ -24,7 +24,6 @@ import tensorflow as tf
 from cifar_cnn.data.augmentation import build_augmentation
 from cifar_cnn.data.cifar10 import NUM_CLASSES, Cifar10, kfold_indices, split_validation
 from cifar_cnn.models import Recipe, create_model, get_spec
-from training.batch_norm import with_fused_batch_norm
 from training.checkpoint import (
     BEST_WEIGHTS,
     TrainingState,
@@ -33,6 +32,7 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.distill import Teacher, distillation_targets
+from training.fast_layers import with_fast_layers
 from training.lookahead import Lookahead
 from training.schedules import build_schedule
 
@@ -211,9 +211,10 @@ def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
 
 
 def build_for_training(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
-    """`build_for_recipe`'s model as it trains: its BatchNorm layers run as oneDNN's fused kernels
-    (`training.batch_norm`), with the same weights. `train` saves the plain model."""
-    return with_fused_batch_norm(build_for_recipe(recipe, x_train))
+    """`build_for_recipe`'s model as it trains: BatchNorm as oneDNN's fused kernels, small bfloat16
+    convolutions' kernel gradients as matrix products (`training.fast_layers`), with the same
+    weights. `train` saves the plain model."""
+    return with_fast_layers(build_for_recipe(recipe, x_train))
 
 
 def lookahead_for(recipe: Recipe, steps_per_epoch: int) -> Lookahead | None:

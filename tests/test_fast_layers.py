@@ -1,4 +1,5 @@
-"""training.batch_norm: BatchNorm trains as oneDNN's fused kernels and computes what Keras does."""
+"""training.fast_layers: BatchNorm trains as oneDNN's fused kernels, small bfloat16 convolutions
+take their kernel gradient from matrix products, and both compute what Keras's layers do."""
 
 import keras
 import numpy as np
@@ -6,7 +7,12 @@ import pytest
 import tensorflow as tf
 
 from cifar_cnn.models import create_model
-from training.batch_norm import BatchNormalization, with_fused_batch_norm
+from training.fast_layers import (
+    BatchNormalization,
+    Conv2D,
+    kernel_gradient_by_matmuls,
+    with_fast_layers,
+)
 
 RECIPE_LIKE = dict(center=False, scale=False, epsilon=1e-12, momentum=0.6)  # resnet_fast's
 
@@ -75,13 +81,92 @@ def test_inputs_the_kernel_cannot_take_go_through_keras():
     np.testing.assert_allclose(mean, 0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_size, size", [(3, 5), (5, 4), ((1, 3), 3)])
+def test_the_kernel_gradient_as_matrix_products_is_tensorflows(kernel_size, size):
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, size, size + 1, 4)).astype("float32"))
+    dy = tf.constant(rng.normal(size=(3, size, size + 1, 6)).astype("float32"))
+    expected = tf.raw_ops.Conv2DBackpropFilter(
+        input=x, filter_sizes=[kh, kw, 4, 6], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
+    )
+    np.testing.assert_allclose(
+        kernel_gradient_by_matmuls(x, dy, (kh, kw, 4, 6)), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+def conv_gradients(layer, x, direction):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layer(tf.cast(x, layer.compute_dtype))
+        loss = tf.reduce_sum(tf.cast(outputs, "float32") * direction)
+    return outputs, tape.gradient(loss, [x, layer.kernel])
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_a_small_bfloat16_convolution_computes_what_keras_computes(policy):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(8, 7, 7, 16)).astype("float32"))
+    direction = tf.constant(rng.normal(size=(8, 7, 7, 32)).astype("float32"))
+    plain = keras.layers.Conv2D(32, 3, padding="same", use_bias=False)
+    fast = Conv2D.from_config(plain.get_config())
+    for layer in (plain, fast):
+        layer.build(x.shape)
+    fast.set_weights(plain.get_weights())
+
+    y0, (dx0, dk0) = conv_gradients(plain, x, direction)
+    y1, (dx1, dk1) = conv_gradients(fast, x, direction)
+
+    assert y1.dtype == y0.dtype == tf.bfloat16 and dk1.dtype == dk0.dtype == tf.float32
+    np.testing.assert_array_equal(tf.cast(y1, "float32"), tf.cast(y0, "float32"))
+    np.testing.assert_array_equal(dx1, dx0)  # TensorFlow's own input gradient
+    scale = float(tf.reduce_max(tf.abs(dk0)))
+    np.testing.assert_allclose(dk1 / scale, dk0 / scale, atol=1e-2)
+
+
+def gradient_ops(layer, shape):
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(tf.cast(x, layer.compute_dtype))
+        return tape.gradient(y, layer.kernel)
+
+    graph = tf.function(step).get_concrete_function(tf.TensorSpec(shape)).graph
+    return {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize(
+    "policy, shape, by_matmuls",
+    [
+        ("mixed_bfloat16", (2, 7, 7, 8), True),
+        ("mixed_bfloat16", (2, 15, 15, 8), False),  # larger maps: oneDNN's kernel is faster
+        ("float32", (2, 7, 7, 8), False),  # float32: oneDNN's kernel is faster on every map
+    ],
+    indirect=["policy"],
+)
+def test_matrix_products_replace_onednns_kernel_gradient_only_where_they_are_faster(
+    policy, shape, by_matmuls
+):
+    layer = Conv2D(4, 3, padding="same")
+    ops = gradient_ops(layer, shape)
+    assert ("MatMul" in ops) == by_matmuls
+    assert ("Conv2DBackpropFilter" in ops) != by_matmuls
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_strided_or_valid_convolutions_keep_keras_gradient(policy):
+    for layer in (Conv2D(4, 3, strides=2, padding="same"), Conv2D(4, 2, padding="valid")):
+        assert "MatMul" not in gradient_ops(layer, (2, 7, 7, 8))
+
+
 def test_the_training_model_has_the_same_layers_weights_and_weight_files(tmp_path):
     model = create_model("resnet_fast", widths=(8, 8, 8))
-    training_model = with_fused_batch_norm(model)
+    training_model = with_fast_layers(model)
 
     assert [layer.name for layer in training_model.layers] == [layer.name for layer in model.layers]
     assert sum(isinstance(layer, BatchNormalization) for layer in training_model.layers) == 6
-    assert not any(isinstance(layer, BatchNormalization) for layer in model.layers)
+    assert sum(isinstance(layer, Conv2D) for layer in training_model.layers) == 7  # and whiten
+    assert not any(isinstance(layer, (BatchNormalization, Conv2D)) for layer in model.layers)
     for trained, built in zip(training_model.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, built)
     # Weights written in training (checkpoints, best weights) load into the plain model.
@@ -95,7 +180,7 @@ def test_the_training_model_has_the_same_layers_weights_and_weight_files(tmp_pat
     )
 
 
-def test_a_model_without_top_level_batch_norm_comes_back_as_is():
+def test_a_model_without_top_level_batch_norm_or_conv_comes_back_as_is():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    assert with_fused_batch_norm(model) is model
+    assert with_fast_layers(model) is model

@@ -1,0 +1,78 @@
+"""A 3x3 convolution's kernel gradient: oneDNN's kernel against nine matrix products, on
+resnet_fast's shapes (batch 1,024), in bfloat16 and float32.
+
+    python bench/conv_weight_gradient.py
+    python bench/conv_weight_gradient.py --dtypes bfloat16 --repeats 9
+
+For each layer, `Conv2DBackpropFilter` (oneDNN on) and `training.fast_layers.
+kernel_gradient_by_matmuls` on the same random activations and output gradients, interleaved,
+median of `--repeats` calls after one that traces; prints a markdown table with GFLOP/s and the
+largest difference relative to the gradient's largest value. `training.fast_layers.
+MATMUL_GRADIENT_MAX_SIZE` is set from this table.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import cifar_cnn  # noqa: F401  (oneDNN on)
+from training.fast_layers import kernel_gradient_by_matmuls
+
+#: resnet_fast's 3x3 convolutions: name, map size, channels in, channels out.
+LAYERS = [
+    ("group1_conv1", 31, 24, 64),
+    ("group1_conv2", 15, 64, 64),
+    ("group2_conv1", 15, 64, 256),
+    ("group2_conv2", 7, 256, 256),
+    ("group3_conv1", 7, 256, 256),
+    ("group3_conv2", 3, 256, 256),
+]
+
+
+def onednn(x, dy):
+    return tf.raw_ops.Conv2DBackpropFilter(
+        input=x, filter_sizes=[3, 3, x.shape[-1], dy.shape[-1]], out_backprop=dy,
+        strides=[1, 1, 1, 1], padding="SAME",
+    )  # fmt: skip
+
+
+def matmuls(x, dy):
+    return kernel_gradient_by_matmuls(x, dy, (3, 3, x.shape[-1], dy.shape[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print("| dtype | layer | map | channels | oneDNN ms (GFLOP/s) | matmuls ms (GFLOP/s) "
+          "| oneDNN / matmuls | difference |")  # fmt: skip
+    print("|---|---|---|---|---:|---:|---:|---:|")
+    rng = np.random.default_rng(0)
+    for dtype in args.dtypes:
+        for name, size, c_in, c_out in LAYERS:
+            x = tf.cast(rng.normal(size=(args.batch, size, size, c_in)).astype("float32"), dtype)
+            dy = tf.cast(rng.normal(size=(args.batch, size, size, c_out)).astype("float32"), dtype)
+            ways = [tf.function(onednn), tf.function(matmuls)]
+            results = [tf.cast(way(x, dy), "float32") for way in ways]  # traced
+            difference = float(tf.reduce_max(tf.abs(results[0] - results[1])))
+            difference /= float(tf.reduce_max(tf.abs(results[0])))
+            seconds: list[list[float]] = [[], []]
+            for _ in range(args.repeats):
+                for way, samples in zip(ways, seconds, strict=True):
+                    started = time.perf_counter()
+                    way(x, dy).numpy()
+                    samples.append(time.perf_counter() - started)
+            flop = 2 * args.batch * size * size * c_in * c_out * 9
+            ms = [1000 * float(np.median(s)) for s in seconds]
+            cells = [f"{m:.1f} ({flop / m / 1e6:.0f})" for m in ms]
+            row = [dtype, name, f"{size}x{size}", f"{c_in} to {c_out}", *cells,
+                   f"{ms[0] / ms[1]:.2f}", f"{difference:.1e}"]  # fmt: skip
+            print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
