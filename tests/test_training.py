@@ -18,7 +18,7 @@ from cifar_cnn.models import get_recipe, get_spec, list_models
 from training import fast_layers
 from training.cli import build_train_parser, recipe_from_args, train_main
 from training.schedules import OneCycle
-from training.train import cross_validate, train
+from training.train import cross_validate, make_dataset, train
 
 
 def first_images(data: Cifar10, n: int) -> Cifar10:
@@ -167,6 +167,15 @@ def test_k_fold_reports_mean_and_std(slice_data, tmp_path):
     assert report["mean"] == pytest.approx(np.mean(report["val_accuracy"]))
     assert report["std"] == pytest.approx(np.std(report["val_accuracy"], ddof=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1", "fold-2"]
+
+
+def test_input_pipelines_run_without_tf_datas_autotuning_thread(slice_data):
+    # An iterator's destructor waits for that thread to wake from its sleep (up to a minute);
+    # Keras's evaluate drops its iterator every epoch, and epochs stalled for up to 37 s.
+    ds = make_dataset(slice_data.x_train[:8], slice_data.y_train[:8], 4, "flip_crop", shuffle=True)
+    assert ds.options().autotune.enabled is False
+    images, targets = next(iter(ds))
+    assert images.shape == (4, 32, 32, 3) and targets.shape == (4, 10)
 
 
 def test_onednn_is_on_by_default_once_cifar_cnn_is_imported():

@@ -199,7 +199,14 @@ def make_dataset(
             targets = (1.0 - teacher_weight) * targets + teacher_weight * taught
         return images, targets
 
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Without tf.data's autotuning: its optimisation thread sleeps between rounds (for up to a
+    # minute as a run goes on) and an iterator's destructor waits for it to wake. Keras's
+    # `evaluate` drops its iterator every epoch, so most epochs of a run stalled for 8-37 s with
+    # both cores idle (docs/performance.md, "Slow epochs"). Map and prefetch keep their defaults.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options)
 
 
 def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
