@@ -110,8 +110,7 @@ def _train_epochs(
     )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    # Repeated, and iterated by one iterator for the whole run, as `fit` does in `train`: fresh
-    # iterators made whole epochs about 1.7x slower now and then (`python bench/epoch_times.py`).
+    # Repeated, and iterated by one iterator for the whole run, as `fit` does in `train`.
     train_ds = strategy.experimental_distribute_dataset(train_ds.repeat().with_options(options))
 
     with strategy.scope():

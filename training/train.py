@@ -394,10 +394,9 @@ def _fit(
     val_batch = max(recipe.batch_size, 500)
     val_ds = make_dataset(x_val, y_val, val_batch)
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
-    # Both repeat, so `fit` keeps one iterator of each for the whole run: with a fresh iterator
-    # per epoch, whole epochs ran at about 0.6 times the speed now and then (most epochs in a
-    # short trial, `python bench/epoch_times.py`), and never with one; full runs still have slow
-    # epochs (docs/performance.md, "Slow epochs"). Each repetition still reshuffles.
+    # Both repeat, so `fit` keeps one training iterator for the whole run rather than making and
+    # dropping one every epoch (dropping one used to stall; see `make_dataset`). Each repetition
+    # still reshuffles.
     train_ds, val_ds = train_ds.repeat(), val_ds.repeat()
 
     model = build_for_training(recipe, x_train)
