@@ -8,8 +8,9 @@ optimizer and augmentation, on the shipped slice repeated to `--batches` batches
 "fresh" passes the finite dataset to `fit`, which starts a new iterator every epoch (as
 `cifar-train` did before); "one" passes it repeated, with `steps_per_epoch`, as `cifar-train`
 does now. Each epoch's wall time is shown with the cores the process kept busy (its CPU time over
-the wall time): on the 2-core AMX Xeon whole epochs ran at one of two speeds, never between, the
-slow ones with the same CPU time on fewer cores (docs/performance.md).
+the wall time). On the 2-core AMX Xeon, until `training.train.make_dataset` turned tf.data's
+autotuning off, most fresh-iterator epochs were slow: the same CPU time on 1.1 cores, the rest a
+stall while the dropped iterator waited for its autotuning thread (docs/performance.md).
 """
 
 import argparse
