@@ -391,13 +391,12 @@ def _fit(
         teacher=None if teacher is None else teacher.probabilities,
         teacher_weight=None if teacher is None else recipe.teacher_weight,
     )  # fmt: skip
-    val_batch = max(recipe.batch_size, 500)
-    val_ds = make_dataset(x_val, y_val, val_batch)
+    val_ds = make_dataset(x_val, y_val, max(recipe.batch_size, 500))
     steps_per_epoch = int(np.ceil(len(x_train) / recipe.batch_size))
-    # Both repeat, so `fit` keeps one training iterator for the whole run rather than making and
-    # dropping one every epoch (dropping one used to stall; see `make_dataset`). Each repetition
-    # still reshuffles.
-    train_ds, val_ds = train_ds.repeat(), val_ds.repeat()
+    # Repeated, so `fit` keeps one training iterator for the whole run rather than making and
+    # dropping one every epoch (dropping one used to stall; see `make_dataset`); each repetition
+    # still reshuffles. Validation needs no such care: Keras's `evaluate` drops its iterator anyway.
+    train_ds = train_ds.repeat()
 
     model = build_for_training(recipe, x_train)
     # Compile as the checkpoint was written (the phase of its last epoch), so its optimizer
@@ -427,7 +426,6 @@ def _fit(
             train_ds,
             steps_per_epoch=steps_per_epoch,
             validation_data=val_ds,
-            validation_steps=int(np.ceil(len(x_val) / val_batch)),
             epochs=end,
             initial_epoch=state.epoch,
             callbacks=callbacks,
