@@ -1,5 +1,6 @@
 """training.fast_layers: BatchNorm trains as oneDNN's fused kernels, small bfloat16 convolutions
-take their kernel gradient from matrix products, and both compute what Keras's layers do."""
+take their kernel gradient from matrix products, bfloat16 GELUs go through the error function, and
+all compute what Keras's layers do."""
 
 import keras
 import numpy as np
@@ -8,8 +9,10 @@ import tensorflow as tf
 
 from cifar_cnn.models import create_model
 from training.fast_layers import (
+    Activation,
     BatchNormalization,
     Conv2D,
+    gelu_by_erf,
     kernel_gradient_by_matmuls,
     with_fast_layers,
 )
@@ -159,6 +162,57 @@ def test_strided_or_valid_convolutions_keep_keras_gradient(policy):
         assert "MatMul" not in gradient_ops(layer, (2, 7, 7, 8))
 
 
+def gelu_and_gradient(gelu, x, direction):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = gelu(x)
+        loss = tf.reduce_sum(tf.cast(y, "float32") * direction)
+    return tf.cast(y, "float32"), tf.cast(tape.gradient(loss, x), "float32")
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("bfloat16", 1e-2)])
+def test_gelu_by_erf_computes_kerass_exact_gelu_and_its_gradient(dtype, tolerance):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 3, 1000), [-40.0, -6.0, 0.0, 6.0, 40.0]])
+    x = tf.cast(values.astype("float32"), dtype)
+    direction = tf.constant(rng.normal(size=values.shape).astype("float32"))
+
+    y0, dx0 = gelu_and_gradient(keras.activations.gelu, x, direction)
+    y1, dx1 = gelu_and_gradient(gelu_by_erf, x, direction)
+
+    assert gelu_by_erf(x).dtype == x.dtype
+    for fast, plain in ((y1, y0), (dx1, dx0)):
+        scale = float(tf.reduce_max(tf.abs(plain)))
+        np.testing.assert_allclose(fast / scale, plain / scale, atol=tolerance)
+    # The function's own shape, not just agreement: GELU(x) = x * Phi(x).
+    np.testing.assert_allclose(tf.cast(gelu_by_erf(tf.constant([-40.0, 0.0, 40.0])), "float32"),
+                               [0.0, 0.0, 40.0], atol=1e-6)  # fmt: skip
+
+
+def test_gelu_by_erf_keeps_the_inputs_shape_in_the_gradient():
+    x = tf.constant(np.linspace(-3, 3, 24).reshape(2, 3, 4).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = gelu_by_erf(x)
+    assert tape.gradient(y, x).shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "policy, activation, training, by_erf",
+    [
+        ("mixed_bfloat16", "gelu", True, True),
+        ("mixed_bfloat16", "gelu", False, False),  # inference: Keras's own
+        ("mixed_bfloat16", "relu", True, False),
+        ("float32", "gelu", True, False),  # without XLA's fusion, erf gains little in float32
+    ],
+    indirect=["policy"],
+)
+def test_only_a_bfloat16_training_gelu_goes_through_erf(policy, activation, training, by_erf):
+    ops = graph_ops(Activation(activation), tf.zeros((2, 3, 3, 4)), training=training)
+    assert ("Erf" in ops) == by_erf
+    assert ("Erfc" in ops) == (activation == "gelu" and not by_erf)
+
+
 def test_the_training_model_has_the_same_layers_weights_and_weight_files(tmp_path):
     model = create_model("resnet_fast", widths=(8, 8, 8))
     training_model = with_fast_layers(model)
@@ -166,7 +220,10 @@ def test_the_training_model_has_the_same_layers_weights_and_weight_files(tmp_pat
     assert [layer.name for layer in training_model.layers] == [layer.name for layer in model.layers]
     assert sum(isinstance(layer, BatchNormalization) for layer in training_model.layers) == 6
     assert sum(isinstance(layer, Conv2D) for layer in training_model.layers) == 7  # and whiten
-    assert not any(isinstance(layer, (BatchNormalization, Conv2D)) for layer in model.layers)
+    assert sum(isinstance(layer, Activation) for layer in training_model.layers) == 8  # and softmax
+    assert not any(
+        isinstance(layer, (BatchNormalization, Conv2D, Activation)) for layer in model.layers
+    )
     for trained, built in zip(training_model.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, built)
     # Weights written in training (checkpoints, best weights) load into the plain model.
