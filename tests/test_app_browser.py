@@ -311,9 +311,19 @@ def test_live_tab_follows_the_camera_and_shows_the_frame_rate(camera_page, scree
     page = camera_page
     open_tab(page, "Live")
     page.get_by_role("button", name="Click to Access Webcam").click()
+    # Gradio's webcam sends no frame until its video has one: record once the camera plays (on a
+    # busy machine the fake camera can take a while to start).
+    page.wait_for_function(
+        "() => (document.querySelector('#live-camera video') || {}).videoWidth > 0"
+    )
     page.locator("#live-camera button", has_text="Record").click()
     label = page.locator("#live-label").get_by_test_id("label-output-value")
-    label.wait_for()
+    try:
+        label.wait_for()
+    except sync_api.TimeoutError:  # say what the page showed instead
+        page.screenshot(path=screenshots / "9-live-no-label.png", full_page=True)
+        live = page.locator("#live-camera").inner_text(), page.locator("#live-fps").inner_text()
+        raise AssertionError(f"no live label; camera and frame-rate panes show {live}") from None
     seen, rates = set(), []
     deadline = time.time() + 30
     while time.time() < deadline and not ({"cat", "ship"} <= seen and len(rates) >= 5):
