@@ -203,7 +203,7 @@ def test_gelu_by_erf_keeps_the_inputs_shape_in_the_gradient():
         ("mixed_bfloat16", "gelu", True, True),
         ("mixed_bfloat16", "gelu", False, False),  # inference: Keras's own
         ("mixed_bfloat16", "relu", True, False),
-        ("float32", "gelu", True, False),  # without XLA's fusion, erf gains little in float32
+        ("float32", "gelu", True, False),  # float32 trains without XLA's fusion: Keras's GELU
     ],
     indirect=["policy"],
 )

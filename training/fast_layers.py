@@ -163,9 +163,9 @@ def gelu_by_erf(x: tf.Tensor):
 
     Keras's GELU (`tf.nn.gelu`) computes 0.5 * x * erfc(-x / sqrt(2)) in the activations' own
     dtype, and its gradient is TensorFlow's automatic one, which keeps the forward pass's erfc for
-    the backward pass. Under XLA's fusion (bfloat16 training on a CPU) erf costs far less than
-    erfc, and this gradient, Phi(x) + x * phi(x), recomputes Phi from the input instead of reading
-    a saved tensor: on the AMX Xeon, resnet_fast's seven GELUs, forward and backward at batch
+    the backward pass. Under XLA's fusion (bfloat16 training on a CPU) this form costs much less,
+    with its gradient, Phi(x) + x * phi(x), recomputed from the input instead of read from a saved
+    tensor: on the AMX Xeon, resnet_fast's seven GELUs, forward and backward at batch
     1,024 in bfloat16, took 196 ms against Keras's 477 (`python bench/gelu.py`). Same function;
     the values differ by bfloat16 rounding.
     """
