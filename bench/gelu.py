@@ -8,7 +8,9 @@ For each map, a forward pass alone and a forward and backward pass together, eac
 XLA compiles (as its auto-clustering fuses them in bfloat16 training, `training.train.
 set_mixed_precision`), interleaved, median of `--repeats` calls after one that compiles. Prints a
 markdown table per map and the sum over resnet_fast's seven GELUs, and the largest differences
-of outputs and input gradients in units of the largest value.
+of outputs and input gradients in units of the largest value. Here a forward and backward pass
+compile together; in a training step they are separate clusters, so what the change saves per step
+is `python bench/training_profile.py`'s figure, not this table's sum.
 """
 
 import argparse
