@@ -12,10 +12,10 @@ MATMUL_GRADIENT_MAX_SIZE` is set from this table.
 """
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
+from timing import interleaved_medians_ms
 
 import cifar_cnn  # noqa: F401  (oneDNN on)
 from training.fast_layers import kernel_gradient_by_matmuls
@@ -60,14 +60,8 @@ def main() -> None:
             results = [tf.cast(way(x, dy), "float32") for way in ways]  # traced
             difference = float(tf.reduce_max(tf.abs(results[0] - results[1])))
             difference /= float(tf.reduce_max(tf.abs(results[0])))
-            seconds: list[list[float]] = [[], []]
-            for _ in range(args.repeats):
-                for way, samples in zip(ways, seconds, strict=True):
-                    started = time.perf_counter()
-                    way(x, dy).numpy()
-                    samples.append(time.perf_counter() - started)
+            ms = interleaved_medians_ms(ways, (x, dy), args.repeats)
             flop = 2 * args.batch * size * size * c_in * c_out * 9
-            ms = [1000 * float(np.median(s)) for s in seconds]
             cells = [f"{m:.1f} ({flop / m / 1e6:.0f})" for m in ms]
             row = [dtype, name, f"{size}x{size}", f"{c_in} to {c_out}", *cells,
                    f"{ms[0] / ms[1]:.2f}", f"{difference:.1e}"]  # fmt: skip

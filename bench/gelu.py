@@ -14,10 +14,10 @@ is `python bench/training_profile.py`'s figure, not this table's sum.
 """
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
+from timing import interleaved_medians_ms
 
 import cifar_cnn  # noqa: F401  (oneDNN on)
 from training.fast_layers import gelu_by_erf
@@ -71,13 +71,7 @@ def main() -> None:
                 for a, b in ((erf_y, keras_y), (erf_dx, keras_dx))
             ]
             functions[0](x, d_y), functions[1](x, d_y)  # compiled
-            seconds: list[list[float]] = [[] for _ in functions]
-            for _ in range(args.repeats):
-                for function, samples in zip(functions, seconds, strict=True):
-                    started = time.perf_counter()
-                    function(x, d_y)
-                    samples.append(time.perf_counter() - started)
-            ms = np.array([1000 * float(np.median(s)) for s in seconds])
+            ms = np.array(interleaved_medians_ms(functions, (x, d_y), args.repeats))
             totals += count * ms
             cells = [f"{m:.1f}" for m in ms] + [f"{ms[2] / ms[3]:.2f}"]
             row = [dtype, name, f"{size}x{size}x{channels}", *cells,
