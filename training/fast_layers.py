@@ -166,7 +166,7 @@ def gelu_by_erf(x: tf.Tensor):
     the backward pass. Under XLA's fusion (bfloat16 training on a CPU) this form costs much less,
     with its gradient, Phi(x) + x * phi(x), recomputed from the input instead of read from a saved
     tensor: on the AMX Xeon, resnet_fast's seven GELUs, forward and backward at batch
-    1,024 in bfloat16, took 196 ms against Keras's 477 (`python bench/gelu.py`). Same function;
+    1,024 in bfloat16, took 96 ms against Keras's 259 (`python bench/gelu.py`). Same function;
     the values differ by bfloat16 rounding.
     """
     dtype = x.dtype
