@@ -11,11 +11,9 @@ largest difference relative to the gradient's largest value. `training.fast_laye
 MATMUL_GRADIENT_MAX_SIZE` is set from this table.
 """
 
-import argparse
-
 import numpy as np
 import tensorflow as tf
-from timing import interleaved_medians_ms
+from timing import interleaved_medians_ms, relative_difference, ways_arguments
 
 import cifar_cnn  # noqa: F401  (oneDNN on)
 from training.fast_layers import kernel_gradient_by_matmuls
@@ -43,11 +41,7 @@ def matmuls(x, dy):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = ways_arguments(__doc__, ["bfloat16", "float32"])
     print("| dtype | layer | map | channels | oneDNN ms (GFLOP/s) | matmuls ms (GFLOP/s) "
           "| oneDNN / matmuls | difference |")  # fmt: skip
     print("|---|---|---|---|---:|---:|---:|---:|")
@@ -57,9 +51,7 @@ def main() -> None:
             x = tf.cast(rng.normal(size=(args.batch, size, size, c_in)).astype("float32"), dtype)
             dy = tf.cast(rng.normal(size=(args.batch, size, size, c_out)).astype("float32"), dtype)
             ways = [tf.function(onednn), tf.function(matmuls)]
-            results = [tf.cast(way(x, dy), "float32") for way in ways]  # traced
-            difference = float(tf.reduce_max(tf.abs(results[0] - results[1])))
-            difference /= float(tf.reduce_max(tf.abs(results[0])))
+            difference = relative_difference(ways[1](x, dy), ways[0](x, dy))  # and traced
             ms = interleaved_medians_ms(ways, (x, dy), args.repeats)
             flop = 2 * args.batch * size * size * c_in * c_out * 9
             cells = [f"{m:.1f} ({flop / m / 1e6:.0f})" for m in ms]

@@ -13,11 +13,9 @@ compile together; in a training step they are separate clusters, so what the cha
 is `python bench/training_profile.py`'s figure, not this table's sum.
 """
 
-import argparse
-
 import numpy as np
 import tensorflow as tf
-from timing import interleaved_medians_ms
+from timing import interleaved_medians_ms, relative_difference, ways_arguments
 
 import cifar_cnn  # noqa: F401  (oneDNN on)
 from training.fast_layers import gelu_by_erf
@@ -47,11 +45,7 @@ def forward_and_backward(gelu):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dtypes", nargs="+", default=["bfloat16"])
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = ways_arguments(__doc__, ["bfloat16"])
     print("| dtype | GELU | map | Keras forward ms | by erf forward ms | Keras both ms "
           "| by erf both ms | Keras / by erf, both | difference: outputs, gradients |")  # fmt: skip
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
@@ -64,11 +58,9 @@ def main() -> None:
             d_y = tf.cast(rng.normal(size=shape).astype("float32"), dtype)
             functions = [make(gelu) for make in (forward, forward_and_backward)
                          for gelu in WAYS.values()]  # fmt: skip
-            keras_y, keras_dx = (tf.cast(t, "float32") for t in functions[2](x, d_y))
-            erf_y, erf_dx = (tf.cast(t, "float32") for t in functions[3](x, d_y))
-            differences = [
-                float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(b)))
-                for a, b in ((erf_y, keras_y), (erf_dx, keras_dx))
+            differences = [  # outputs, then input gradients
+                relative_difference(by_erf, by_keras)
+                for by_erf, by_keras in zip(functions[3](x, d_y), functions[2](x, d_y), strict=True)
             ]
             functions[0](x, d_y), functions[1](x, d_y)  # compiled
             ms = np.array(interleaved_medians_ms(functions, (x, d_y), args.repeats))

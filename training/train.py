@@ -219,8 +219,8 @@ def build_for_recipe(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
 
 def build_for_training(recipe: Recipe, x_train: np.ndarray) -> keras.Model:
     """`build_for_recipe`'s model as it trains: BatchNorm as oneDNN's fused kernels, small bfloat16
-    convolutions' kernel gradients as matrix products (`training.fast_layers`), with the same
-    weights. `train` saves the plain model."""
+    convolutions' kernel gradients as matrix products, bfloat16 GELUs through erf
+    (`training.fast_layers`), with the same weights. `train` saves the plain model."""
     return with_fast_layers(build_for_recipe(recipe, x_train))
 
 
